@@ -1,0 +1,138 @@
+"""The CIFAR-10 networks of He et al. 2015, section 4.2: matched plain and residual nets.
+
+depth = 6n + 2: a 3x3 conv with 16 filters, three stages of n blocks of two 3x3 convs
+(16/32/64 filters on 32x32/16x16/8x8 maps), global average pooling, a linear classifier.
+The plain net is the residual net with the shortcuts removed; with option A shortcuts
+both have exactly the same parameters.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+STAGE_WIDTHS = (16, 32, 64)
+SHORTCUTS = ("A", "B")
+INIT_MODES = ("fan_in", "fan_out")
+
+
+class InvalidDepthError(ValueError):
+    """A depth that is not of the form 6n + 2."""
+
+
+def blocks_per_stage(depth: int) -> int:
+    """n in depth = 6n + 2; refuses any other depth with the valid ones listed."""
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
+        raise InvalidDepthError(
+            f"depth must be 6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202), got {depth!r}"
+        )
+    return (depth - 2) // 6
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: subsample by the stride and append zero channels. No parameters."""
+
+    def __init__(self, stride: int, extra_channels: int):
+        super().__init__()
+        self.stride = stride
+        self.extra_channels = extra_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    """Option B: 1x1 conv + BN, used only where the shape changes."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+        nn.BatchNorm2d(out_channels),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs, each followed by BN; the second ReLU comes after the addition.
+
+    With residual=False the block is the same two conv-BN-ReLU layers with no shortcut.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool, shortcut: str):
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.residual = residual
+        self.shortcut = nn.Identity()
+        shape_changes = stride != 1 or in_channels != out_channels
+        if residual and shape_changes:
+            if shortcut == "A":
+                self.shortcut = ZeroPadShortcut(stride, out_channels - in_channels)
+            else:
+                self.shortcut = projection_shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class CifarNet(nn.Module):
+    """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True)."""
+
+    def __init__(
+        self,
+        depth: int,
+        residual: bool,
+        shortcut: str = "A",
+        num_classes: int = 10,
+        init_mode: str = "fan_in",
+    ):
+        super().__init__()
+        if shortcut not in SHORTCUTS:
+            raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
+        n = blocks_per_stage(depth)
+        self.depth, self.residual, self.shortcut = depth, residual, shortcut
+        self.conv = conv3x3(3, STAGE_WIDTHS[0])
+        self.bn = nn.BatchNorm2d(STAGE_WIDTHS[0])
+        blocks = []
+        in_channels = STAGE_WIDTHS[0]
+        for stage, width in enumerate(STAGE_WIDTHS):
+            for index in range(n):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut))
+                in_channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(in_channels, num_classes)
+        he_init(self, init_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.blocks(x)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+def he_init(net: nn.Module, mode: str) -> None:
+    """He et al. 2015 normal init for every conv; BN starts as the identity.
+
+    The paper cites [13], whose derivation for the forward pass uses fan_in; fan_out
+    is what fb.resnet.torch and torchvision use, and is available as a switch.
+    """
+    if mode not in INIT_MODES:
+        raise ValueError(f"init_mode must be one of {INIT_MODES}, got {mode!r}")
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
