@@ -1,0 +1,154 @@
+"""The paper's training protocol as a LightningModule.
+
+SGD with momentum and weight decay; the learning rate is a function of the iteration (not the
+epoch): an optional warm-up, then base_lr divided by 10 at each milestone. Loss and error are
+summed on the device and read back only when a row of metrics is logged, so training never waits
+on the host between logs.
+"""
+
+from dataclasses import dataclass
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from degradation.models import CifarNet
+
+
+@dataclass(frozen=True)
+class LrSchedule:
+    """Learning rate at each iteration: warm-up, then step decay at fixed iterations."""
+
+    base_lr: float = 0.1
+    milestones: tuple[int, ...] = (32_000, 48_000)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    warmup_lr: float = 0.01
+
+    def lr_at(self, step: int) -> float:
+        """The rate used by the optimizer step with 0-based index `step`."""
+        if step < self.warmup_steps:
+            return self.warmup_lr
+        decays = sum(step >= milestone for milestone in self.milestones)
+        return self.base_lr * self.gamma**decays
+
+
+class Tally:
+    """Running sums of loss and mistakes on the device; `read()` is the only host sync."""
+
+    def __init__(self):
+        self.sums: torch.Tensor | None = None  # [loss summed over samples, wrong predictions]
+        self.count = 0
+
+    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        batch = labels.shape[0]
+        wrong = (logits.argmax(1) != labels).sum()
+        update = torch.stack([mean_loss.detach().float() * batch, wrong.float()])
+        self.sums = update if self.sums is None else self.sums.to(update.device) + update
+        self.count += batch
+
+    def read(self) -> tuple[float, float]:
+        """(mean loss, error in percent) since the last read; resets the sums."""
+        loss_sum, wrong = self.sums.tolist()
+        loss, error = loss_sum / self.count, 100.0 * wrong / self.count
+        self.sums, self.count = None, 0
+        return loss, error
+
+    def state_dict(self) -> dict:
+        return {"sums": None if self.sums is None else self.sums.cpu(), "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sums, self.count = state["sums"], state["count"]
+
+
+class ClassifierModule(pl.LightningModule):
+    """Trains a CifarNet with the paper's protocol and logs one row of metrics per log/eval step.
+
+    net: keyword arguments of CifarNet. optim: lr, momentum, weight_decay, nesterov and the
+    schedule's milestones, gamma, warmup_steps, warmup_lr. Rows go to every attached logger
+    with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
+    <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
+    """
+
+    def __init__(self, net: dict, optim: dict, log_every: int = 100, eval_names: tuple[str, ...] = ("test",)):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = CifarNet(**net)
+        self.schedule = LrSchedule(
+            base_lr=optim["lr"],
+            milestones=tuple(optim["milestones"]),
+            gamma=optim["gamma"],
+            warmup_steps=optim["warmup_steps"],
+            warmup_lr=optim["warmup_lr"],
+        )
+        self.log_every, self.eval_names = log_every, tuple(eval_names)
+        self.train_tally = Tally()
+        self.eval_tallies: list[Tally] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    # --- training ---------------------------------------------------------------------------
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, labels)
+        self.train_tally.add(loss, logits, labels)
+        return loss
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        step = self.global_step
+        last_step = step >= self.trainer.max_steps
+        if step % self.log_every == 0 or last_step:
+            loss, error = self.train_tally.read()
+            self.log_row(train_loss=loss, train_err=error, lr=self.schedule.lr_at(step - 1))
+            self.log("train_err", error, prog_bar=True, logger=False)
+        if last_step:
+            self.trainer.should_stop = True  # makes Lightning evaluate (and checkpoint) this final step
+
+    def configure_optimizers(self):
+        optim = self.hparams.optim
+        optimizer = torch.optim.SGD(
+            self.net.parameters(),
+            lr=self.schedule.base_lr,
+            momentum=optim["momentum"],
+            weight_decay=optim["weight_decay"],
+            nesterov=optim["nesterov"],
+        )
+        factor = lambda step: self.schedule.lr_at(step) / self.schedule.base_lr  # noqa: E731
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def on_validation_epoch_start(self) -> None:
+        self.eval_tallies = [Tally() for _ in self.eval_names]
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        images, labels = batch
+        logits = self.net(images)
+        self.eval_tallies[dataloader_idx].add(F.cross_entropy(logits, labels), logits, labels)
+
+    def on_validation_epoch_end(self) -> None:
+        row = {}
+        for name, tally in zip(self.eval_names, self.eval_tallies):
+            row[f"{name}_loss"], row[f"{name}_err"] = tally.read()
+        self.log_row(**row)
+        self.log("test_err", row["test_err"], prog_bar=True, logger=False)
+
+    # --- logging and checkpoint state -------------------------------------------------------
+
+    def log_row(self, **metrics: float) -> None:
+        """Hands metrics for the current iteration to every logger; rows at one step are merged there."""
+        metrics["epoch"] = self.current_epoch
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        for logger in self.loggers:
+            logger.save()  # every row up to this step is on disk before the checkpoint is
+        checkpoint["train_tally"] = self.train_tally.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.train_tally.load_state_dict(checkpoint["train_tally"])

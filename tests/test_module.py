@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from degradation.config import warmup_steps
+from degradation.module import ClassifierModule, LrSchedule, Tally
+from degradation.train import build_module
+from conftest import compose_config
+
+STEPS = (0, 399, 400, 31_999, 32_000, 48_000)
+
+
+def test_paper_schedule_without_warmup():
+    schedule = LrSchedule()
+    assert [schedule.lr_at(s) for s in STEPS] == pytest.approx([0.1, 0.1, 0.1, 0.1, 0.01, 0.001])
+
+
+def test_paper_schedule_with_warmup():
+    schedule = LrSchedule(warmup_steps=400, warmup_lr=0.01)
+    assert [schedule.lr_at(s) for s in STEPS] == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.001])
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["model.depth=110"], 400),
+        (["model.depth=56"], 0),
+        (["model.depth=20", "optim.warmup=true"], 400),
+        (["model.depth=110", "optim.warmup=false"], 0),
+    ],
+)
+def test_warmup_is_on_by_default_for_depth_110_and_switchable(overrides, expected):
+    assert warmup_steps(compose_config(*overrides)) == expected
+
+
+def test_the_optimizer_follows_the_schedule_step_by_step():
+    module = build_module(compose_config("model.depth=110"), ["test"])
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["weight_decay"] == 1e-4
+    optimizer.step()  # no gradients yet: changes nothing, but keeps the documented call order
+    for step in STEPS:
+        scheduler.last_epoch = step - 1
+        scheduler.step()  # what Lightning does after each iteration
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(module.schedule.lr_at(step))
+
+
+def test_tally_reads_mean_loss_and_percent_error_then_resets():
+    tally = Tally()
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]])
+    tally.add(torch.tensor(1.0), logits[:2], torch.tensor([0, 0]))  # one of two wrong
+    tally.add(torch.tensor(3.0), logits[2:], torch.tensor([0, 0]))  # both right
+    assert tally.read() == pytest.approx((2.0, 25.0))
+    assert tally.count == 0 and tally.sums is None
+
+
+def test_module_checkpoint_carries_the_open_training_window():
+    module = ClassifierModule(
+        net=dict(depth=8, residual=True),
+        optim=dict(lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False, milestones=[10], gamma=0.1,
+                   warmup_steps=0, warmup_lr=0.01),
+    )
+    module.train_tally.add(torch.tensor(0.5), torch.tensor([[1.0, 0.0]]), torch.tensor([1]))
+    checkpoint = {}
+    module.on_save_checkpoint(checkpoint)
+    module.train_tally = Tally()
+    module.on_load_checkpoint(checkpoint)
+    assert module.train_tally.read() == pytest.approx((0.5, 100.0))
