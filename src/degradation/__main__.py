@@ -1,0 +1,3 @@
+from degradation.train import main
+
+main()

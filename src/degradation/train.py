@@ -1,0 +1,236 @@
+"""Train one plain or residual CIFAR-10 network: `python -m degradation.train [overrides]`.
+
+Reads top to bottom: compose and check the config, load the data, build the module and the
+trainer, resume from the run directory's last checkpoint if there is one, train, write the summary.
+"""
+
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from degradation import provenance
+from degradation.callbacks import TrainTimer
+from degradation.config import check_config, config_differences, warmup_steps
+from degradation.data import CifarDataModule
+from degradation.errors import UserError
+from degradation.models import count_parameters
+from degradation.module import ClassifierModule
+from degradation.rundir import COMPLETED, FAILED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
+
+CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger("degradation.train")
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="train", version_base=None)
+def hydra_entry(cfg: DictConfig) -> dict:
+    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
+    try:
+        return train(cfg, run_dir)
+    except UserError as error:
+        run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
+        exit_with(error)  # here, not in main(): Hydra would add a line of its own on the way out
+
+
+def train(cfg: DictConfig, run_dir: RunDir) -> dict:
+    check_config(cfg)
+    previous = run_dir.read_summary()
+    if previous is not None:
+        check_same_run(previous, cfg, run_dir)
+    if previous is not None and previous["status"] == COMPLETED:
+        log.info("%s already completed; nothing to do (choose another name= to train again)", run_dir.path)
+        return previous
+
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()  # data errors surface here, before anything is trained
+    module = build_module(cfg, datamodule.eval_names)
+    timer = TrainTimer(cfg.data.batch_size)
+    trainer = build_trainer(cfg, run_dir, datamodule, timer)
+    checkpoint = resume_point(run_dir)
+
+    summary = start_summary(cfg, run_dir, module, trainer, checkpoint)
+    run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir.write_summary(summary)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+    except BaseException as error:
+        status = FAILED if isinstance(error, Exception) else INTERRUPTED
+        run_dir.write_summary({**summary, "status": status, "error": f"{type(error).__name__}: {error}"})
+        raise
+    summary = finish_summary(summary, run_dir, trainer, timer)
+    run_dir.write_summary(summary)
+    log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
+    return summary
+
+
+def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
+    """A run directory is resumed or skipped only by the config that made it."""
+    changed = config_differences(previous["config"], OmegaConf.to_container(cfg, resolve=True))
+    if changed:
+        raise UserError(
+            f"{run_dir.path} holds a run with a different config ({'; '.join(changed[:3])}): "
+            "pass another name=... to keep both runs"
+        )
+
+
+def build_datamodule(cfg: DictConfig) -> CifarDataModule:
+    data = cfg.data
+    return CifarDataModule(
+        root=data.root,
+        download=data.download,
+        batch_size=data.batch_size,
+        eval_batch_size=data.eval_batch_size,
+        val_size=data.val_size,
+        split_seed=data.split_seed,
+        pad=data.pad,
+        flip=data.flip,
+        drop_last=data.drop_last,
+        seed=cfg.seed,
+    )
+
+
+def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
+    model, optim = cfg.model, cfg.optim
+    net = dict(
+        depth=model.depth,
+        residual=model.residual,
+        shortcut=model.shortcut,
+        num_classes=cfg.data.num_classes,
+        init_mode=model.init_mode,
+    )
+    optim_args = dict(
+        lr=optim.lr,
+        momentum=optim.momentum,
+        weight_decay=optim.weight_decay,
+        nesterov=optim.nesterov,
+        milestones=list(optim.milestones),
+        gamma=optim.gamma,
+        warmup_steps=warmup_steps(cfg),
+        warmup_lr=optim.warmup_lr,
+    )
+    return ClassifierModule(net, optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names))
+
+
+def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule, timer: TrainTimer) -> pl.Trainer:
+    settings = cfg.trainer
+    columns = METRIC_COLUMNS + (VAL_COLUMNS if "val" in datamodule.eval_names else ())
+    checkpoint = pl.callbacks.ModelCheckpoint(
+        dirpath=run_dir.checkpoint_dir,
+        filename=run_dir.last_checkpoint.stem,  # keep exactly one file, replaced after every evaluation
+        save_top_k=1,
+        monitor=None,
+        enable_version_counter=False,
+        save_on_train_epoch_end=False,
+    )
+    return pl.Trainer(
+        max_steps=settings.max_steps,
+        max_epochs=-1,
+        val_check_interval=settings.eval_every or datamodule.steps_per_epoch,
+        check_val_every_n_epoch=None,  # evaluation counted in iterations, across epochs
+        num_sanity_val_steps=0,
+        accelerator=settings.accelerator,
+        devices=settings.devices,
+        precision=settings.precision,
+        deterministic=settings.deterministic,
+        logger=[MetricsCsvLogger(run_dir.metrics_path, columns)],
+        callbacks=[checkpoint, timer],
+        log_every_n_steps=settings.log_every,
+        enable_progress_bar=settings.progress_bar,
+        default_root_dir=run_dir.path,
+    )
+
+
+def resume_point(run_dir: RunDir) -> str | None:
+    """The last checkpoint if there is one; metrics logged after it are dropped (they will be logged again)."""
+    if not run_dir.last_checkpoint.is_file():
+        run_dir.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+        return None
+    step = torch.load(run_dir.last_checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    run_dir.drop_metrics_after(step)
+    log.info("resuming %s from step %d", run_dir.path, step)
+    return str(run_dir.last_checkpoint)
+
+
+def start_summary(cfg, run_dir: RunDir, module: ClassifierModule, trainer: pl.Trainer, checkpoint) -> dict:
+    return {
+        "arch": cfg.model.arch,
+        "depth": cfg.model.depth,
+        "shortcut": cfg.model.shortcut if cfg.model.residual else "none",
+        "seed": cfg.seed,
+        "params": count_parameters(module.net),
+        "steps": 0,
+        "max_steps": cfg.trainer.max_steps,
+        "status": RUNNING,
+        "resumed": checkpoint is not None,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": provenance.device_name(trainer.strategy.root_device),
+        "versions": provenance.library_versions(),
+        "git": provenance.git_commit(),
+        "command": " ".join(["python -m degradation.train", *sys.argv[1:]]),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+
+
+def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, timer: TrainTimer) -> dict:
+    rows = run_dir.read_metrics()
+    final = {}
+    for metric in ("train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err"):
+        measured = [row[metric] for row in rows if row.get(metric) is not None]
+        if measured:
+            final[f"final_{metric}"] = measured[-1]
+    return {
+        **summary,
+        **final,
+        "steps": trainer.global_step,
+        "status": COMPLETED,
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(timer.wall_time_s, 3),
+        "train_images_per_s": timer.images_per_s and round(timer.images_per_s, 1),
+    }
+
+
+# --- the command line: one readable line for every error a user can fix --------------------
+
+
+def one_line(error: Exception) -> str:
+    if isinstance(error, MissingConfigException) and error.options:
+        return f"{str(error).splitlines()[0]}; available: {', '.join(error.options)}"
+    cause = error.__cause__
+    if isinstance(error, HydraException) and isinstance(cause, OmegaConfBaseException):
+        key = getattr(cause, "full_key", None)
+        if "not in struct" in str(cause) and key:
+            return f"unknown config key '{key}' (add it with +{key}=... only if you mean to extend the config)"
+        return f"{str(error).splitlines()[0]} {str(cause).splitlines()[0]}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def exit_with(error: Exception) -> None:
+    if os.environ.get("DEGRADATION_TRACEBACK") == "1":
+        raise error
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main() -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        os.environ["DEGRADATION_TRACEBACK"] = "1"  # the user asked for full tracebacks
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us instead of Hydra's multi-line report
+    try:
+        hydra_entry()
+    except (UserError, HydraException, OmegaConfBaseException) as error:
+        exit_with(error)
+
+
+if __name__ == "__main__":
+    main()

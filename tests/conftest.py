@@ -1,0 +1,47 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from degradation.train import CONFIG_DIR
+from fake_cifar import write_fake_cifar
+
+# Small enough for a few seconds on 2 CPU cores: depth 8, batch 16, 10 steps per epoch.
+TINY_RUN = [
+    "model.depth=8",
+    "data.batch_size=16",
+    "data.eval_batch_size=20",
+    "trainer.max_steps=12",
+    "trainer.log_every=4",
+    "trainer.eval_every=6",
+    "trainer.progress_bar=false",
+    "data.download=false",
+]
+
+
+@pytest.fixture(scope="session")
+def fake_cifar_root(tmp_path_factory) -> Path:
+    return write_fake_cifar(tmp_path_factory.mktemp("cifar"))
+
+
+def compose_config(*overrides: str):
+    """The real conf/ tree composed with overrides, as `python -m degradation.train` would."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The real entry point in a subprocess."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "degradation.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -1,0 +1,49 @@
+import pytest
+
+from degradation.config import check_config, config_differences
+from degradation.errors import UserError
+from conftest import compose_config
+
+
+def test_defaults_are_the_papers_protocol():
+    cfg = compose_config()
+    assert (cfg.model.arch, cfg.model.depth, cfg.model.residual, cfg.model.shortcut) == ("resnet", 20, True, "A")
+    assert (cfg.optim.lr, cfg.optim.momentum, cfg.optim.weight_decay) == (0.1, 0.9, 1e-4)
+    assert list(cfg.optim.milestones) == [32_000, 48_000] and cfg.optim.gamma == 0.1
+    assert (cfg.optim.warmup, cfg.optim.warmup_steps, cfg.optim.warmup_lr) == ("auto", 400, 0.01)
+    assert cfg.data.batch_size == 128 and cfg.trainer.max_steps == 64_000
+    assert (cfg.data.pad, cfg.data.flip) == (4, True)
+    check_config(cfg)
+
+
+def test_plain_is_the_resnet_config_without_shortcuts():
+    plain, resnet = compose_config("model=plain"), compose_config("model=resnet")
+    assert (plain.model.arch, plain.model.residual) == ("plain", False)
+    assert {k: v for k, v in plain.model.items() if k not in ("arch", "residual")} == {
+        k: v for k, v in resnet.model.items() if k not in ("arch", "residual")
+    }
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.depth=21", r"model.depth must be 6n\+2"),
+        ("optim.lr=-0.1", "optim.lr must be a number > 0"),
+        ("optim.lr=0", "optim.lr must be a number > 0"),
+        ("data.batch_size=0", "data.batch_size must be an integer > 0"),
+        ("seed=abc", "seed must be an integer"),
+        ("seed=1.5", "seed must be an integer"),
+        ("model.shortcut=C", "model.shortcut must be one of A, B"),
+        ("optim.warmup=maybe", "optim.warmup must be auto, true or false"),
+        ("trainer.eval_every=0", "trainer.eval_every must be null"),
+    ],
+)
+def test_bad_values_are_refused_with_the_key_named(override, message):
+    with pytest.raises(UserError, match=message):
+        check_config(compose_config(override))
+
+
+def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes():
+    old = {"optim": {"lr": 0.1}, "data": {"root": "a", "batch_size": 128}}
+    new = {"optim": {"lr": 0.05}, "data": {"root": "b", "batch_size": 128}}
+    assert config_differences(old, new) == ["optim.lr: 0.1 -> 0.05"]

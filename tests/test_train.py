@@ -1,0 +1,88 @@
+"""The real entry point, `python -m degradation.train`, on a tiny CIFAR folder in the official format."""
+
+import json
+
+import pytest
+
+from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
+from conftest import TINY_RUN, run_train
+
+SUMMARY_FIELDS = {
+    "arch", "depth", "shortcut", "seed", "params", "steps", "final_test_err", "final_train_err",
+    "wall_time_s", "train_images_per_s", "status", "device", "versions", "git",
+}
+
+
+def train_tiny(tmp_path, fake_cifar_root, *overrides):
+    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", *overrides, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, fake_cifar_root):
+    cwd = tmp_path_factory.mktemp("run")
+    train_tiny(cwd, fake_cifar_root, "model=plain", "seed=1")
+    return cwd, RunDir(cwd / "runs/default/plain-8/seed=1")
+
+
+def test_a_few_steps_write_the_documented_run_directory(tiny_run):
+    _, run = tiny_run
+    header = run.metrics_path.read_text().splitlines()[0]
+    assert tuple(header.split(",")) == METRIC_COLUMNS
+    rows = run.read_metrics()
+    assert [row["step"] for row in rows] == [4, 6, 8, 12]  # log_every=4, eval_every=6, the last step
+    assert [row["test_err"] is not None for row in rows] == [False, True, False, True]
+    assert all(0 <= row["train_err"] <= 100 for row in rows if row["train_err"] is not None)
+    assert rows[1]["train_err"] is None and rows[1]["epoch"] == 0 and rows[-1]["epoch"] == 1  # 10 steps/epoch
+    summary = run.read_summary()
+    assert SUMMARY_FIELDS <= set(summary)
+    assert (summary["arch"], summary["depth"], summary["shortcut"], summary["seed"]) == ("plain", 8, "none", 1)
+    assert (summary["status"], summary["steps"]) == ("completed", 12)
+    assert summary["final_test_err"] == rows[-1]["test_err"] and summary["final_train_err"] == rows[-1]["train_err"]
+    assert summary["train_images_per_s"] > 0 and summary["versions"]["torch"]
+    assert run.last_checkpoint.is_file() and (run.path / "config.yaml").is_file()
+
+
+def test_the_same_seed_gives_identical_metrics_and_another_seed_does_not(tiny_run, fake_cifar_root):
+    cwd, run = tiny_run
+    train_tiny(cwd, fake_cifar_root, "model=plain", "seed=1", "name=again")
+    train_tiny(cwd, fake_cifar_root, "model=plain", "seed=2", "name=again")
+    again = cwd / "runs/again/plain-8"
+    assert (again / "seed=1/metrics.csv").read_text() == run.metrics_path.read_text()
+    assert (again / "seed=2/metrics.csv").read_text() != run.metrics_path.read_text()
+
+
+def test_rerunning_a_completed_run_trains_nothing_and_another_config_is_refused(tiny_run, fake_cifar_root):
+    cwd, run = tiny_run
+    before = run.summary_path.read_text()
+    train_tiny(cwd, fake_cifar_root, "model=plain", "seed=1")
+    assert run.summary_path.read_text() == before
+    refused = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "model=plain", "seed=1", "optim.lr=0.05", cwd=cwd)
+    assert refused.returncode == 2 and "different config (optim.lr: 0.1 -> 0.05)" in refused.stderr
+    assert run.summary_path.read_text() == before
+
+
+def test_a_validation_split_adds_val_columns(tmp_path, fake_cifar_root):
+    train_tiny(tmp_path, fake_cifar_root, "data.val_size=32")
+    run = RunDir(tmp_path / "runs/default/resnet-8/seed=0")
+    assert tuple(run.metrics_path.read_text().splitlines()[0].split(",")) == METRIC_COLUMNS + VAL_COLUMNS
+    assert json.loads(run.summary_path.read_text())["final_val_err"] is not None
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.root=missing"], "CIFAR-10 not found in missing/cifar-10-batches-py/"),
+        (["model.depth=21"], "model.depth must be 6n+2"),
+        (["optim.lr=-0.1"], "optim.lr must be a number > 0"),
+        (["nonsense=1"], "unknown config key 'nonsense'"),
+        (["model=vgg"], "available: plain, resnet"),
+    ],
+)
+def test_bad_input_ends_with_one_line_and_writes_nothing(tmp_path, overrides, message):
+    result = run_train(*TINY_RUN, *overrides, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists()
