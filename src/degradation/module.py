@@ -146,8 +146,6 @@ class ClassifierModule(pl.LightningModule):
             logger.log_metrics(metrics, step=self.global_step)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        for logger in self.loggers:
-            logger.save()  # every row up to this step is on disk before the checkpoint is
         checkpoint["train_tally"] = self.train_tally.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -128,14 +128,15 @@ def format_cell(value) -> str:
 class MetricsCsvLogger(Logger):
     """A Lightning logger that writes metrics.csv: everything logged at one step becomes one row.
 
-    A row is written when a later step is logged, or on `save()` / `finalize()`; the module calls
-    `save()` before each checkpoint, so the file always covers at least the checkpointed steps.
+    Each row is on disk as soon as it is logged; metrics that arrive later for the same step
+    (the test error after the training error) rewrite that last row in place.
     """
 
     def __init__(self, path: str | Path, columns: tuple[str, ...] = METRIC_COLUMNS):
         super().__init__()
         self.path, self.columns = Path(path), tuple(columns)
-        self.pending: dict | None = None
+        self.last_row: dict | None = None
+        self.last_row_offset = 0  # where the last row starts in the file
 
     @property
     def name(self) -> str:
@@ -146,28 +147,21 @@ class MetricsCsvLogger(Logger):
         return ""
 
     def log_hyperparams(self, params, *args, **kwargs) -> None:
-        """The config is saved by Hydra next to the metrics; nothing to do here."""
+        """The config is saved next to the metrics (config.yaml, summary.json); nothing to do here."""
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         unknown = set(metrics) - set(self.columns)
         if unknown:
             raise ValueError(f"metrics {sorted(unknown)} are not columns of {self.path.name}: {self.columns}")
-        if self.pending is not None and self.pending["step"] != step:
-            self.save()
-        if self.pending is None:
-            self.pending = {"step": step}
-        self.pending.update(metrics)
-
-    def save(self) -> None:
-        if self.pending is None:
-            return
-        new_file = not self.path.is_file()
-        with open(self.path, "a", newline="") as file:
-            writer = csv.writer(file)
-            if new_file:
-                writer.writerow(self.columns)
-            writer.writerow([format_cell(self.pending.get(column)) for column in self.columns])
-        self.pending = None
-
-    def finalize(self, status: str) -> None:
-        self.save()
+        same_step = self.last_row is not None and self.last_row["step"] == step
+        row = {**self.last_row, **metrics} if same_step else {"step": step, **metrics}
+        with open(self.path, "r+" if self.path.is_file() else "w", newline="") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                csv.writer(file).writerow(self.columns)
+            if same_step:
+                file.seek(self.last_row_offset)
+                file.truncate()
+            self.last_row_offset = file.tell()
+            csv.writer(file).writerow([format_cell(row.get(column)) for column in self.columns])
+            file.flush()
+        self.last_row = row
