@@ -1,0 +1,48 @@
+"""An interrupted run, started again, ends exactly as an uninterrupted one."""
+
+import pytest
+import pytorch_lightning as pl
+
+from degradation import train as train_script
+from degradation.rundir import RunDir
+from conftest import TINY_RUN, compose_config
+
+# 10 steps per epoch; checkpoints after the evaluations at 7, 14, 21; rows every 4 steps.
+OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]
+CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 16 is on disk by then
+
+
+class CrashAt(pl.Callback):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch):
+    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}")
+    straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
+    for run in (straight, resumed):
+        run.path.mkdir()
+    train_script.train(cfg, straight)
+
+    build_trainer = train_script.build_trainer
+
+    def crashing_trainer(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+        trainer.callbacks.append(CrashAt(CRASH_AT_STEP))
+        return trainer
+
+    monkeypatch.setattr(train_script, "build_trainer", crashing_trainer)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_script.train(cfg, resumed)
+    assert resumed.read_summary()["status"] == "failed"
+    assert max(row["step"] for row in resumed.read_metrics()) == 16  # logged after the checkpoint: dropped on resume
+
+    monkeypatch.undo()
+    summary = train_script.train(cfg, resumed)
+    assert summary["status"] == "completed" and summary["resumed"] is True
+    assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()
+    assert summary["final_test_err"] == straight.read_summary()["final_test_err"]
