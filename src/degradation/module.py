@@ -6,6 +6,7 @@ summed on the device and read back only when a row of metrics is logged, so trai
 on the host between logs.
 """
 
+import math
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
@@ -33,6 +34,14 @@ class LrSchedule:
         return self.base_lr * self.gamma**decays
 
 
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite; the last checkpoint predates it."""
+
+    def __init__(self, step: int, metric: str):
+        super().__init__(f"{metric} is not finite at step {step}")
+        self.step = step
+
+
 class Tally:
     """Running sums of loss and mistakes on the device; `read()` is the only host sync."""
 
@@ -53,6 +62,10 @@ class Tally:
         loss, error = loss_sum / self.count, 100.0 * wrong / self.count
         self.sums, self.count = None, 0
         return loss, error
+
+    def peek_loss(self) -> float | None:
+        """Mean loss since the last read, without resetting (one host sync); None if empty."""
+        return None if self.sums is None else self.sums[0].item() / self.count
 
     def state_dict(self) -> dict:
         return {"sums": None if self.sums is None else self.sums.cpu(), "count": self.count}
@@ -103,6 +116,7 @@ class ClassifierModule(pl.LightningModule):
         if step % self.log_every == 0 or last_step:
             loss, error = self.train_tally.read()
             self.log_row(train_loss=loss, train_err=error, lr=self.schedule.lr_at(step - 1))
+            self.stop_if_diverged(train_loss=loss)
             self.log("train_err", error, prog_bar=True, logger=False)
         if last_step:
             self.trainer.should_stop = True  # makes Lightning evaluate (and checkpoint) this final step
@@ -135,7 +149,16 @@ class ClassifierModule(pl.LightningModule):
         for name, tally in zip(self.eval_names, self.eval_tallies):
             row[f"{name}_loss"], row[f"{name}_err"] = tally.read()
         self.log_row(**row)
+        # Checked before the checkpoint callback runs, so no checkpoint ever holds diverged weights.
+        # The open training window is checked too: it may have diverged since its last row.
+        open_window_loss = self.train_tally.peek_loss()
+        self.stop_if_diverged(**row, open_train_window_loss=open_window_loss)
         self.log("test_err", row["test_err"], prog_bar=True, logger=False)
+
+    def stop_if_diverged(self, **values: float) -> None:
+        for name, value in values.items():
+            if value is not None and not math.isfinite(value):
+                raise Diverged(self.global_step, name)
 
     # --- logging and checkpoint state -------------------------------------------------------
 
