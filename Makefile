@@ -7,10 +7,23 @@ VENV ?= .venv
 ACTIVE_ENV := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX))
 ENV_DIR := $(or $(ACTIVE_ENV),$(VENV))
 PYTHON := $(if $(ACTIVE_ENV),python,$(VENV)/bin/python)
+VENV_BIN := $(if $(ACTIVE_ENV),,$(VENV)/bin/)
 INSTALLED := $(ENV_DIR)/.degradation-installed
 ARGS ?=
+# Sweep variables (empty = the sweep config's value): make sweep-cifar SEEDS=0,1 DEPTHS=20,56 LAUNCHER=joblib JOBS=4
+SEEDS ?=
+DEPTHS ?=
+ARCHS ?=
+LAUNCHER ?= local
+JOBS ?=
+NAME ?=
+EXTRA ?=
+DRY ?=
+SWEEP_ARGS = $(if $(ARCHS),model=$(ARCHS)) $(if $(DEPTHS),model.depth=$(DEPTHS)) $(if $(SEEDS),seed=$(SEEDS)) \
+	launcher=$(LAUNCHER) $(if $(JOBS),jobs=$(JOBS)) $(if $(NAME),name=$(NAME)) $(if $(DRY),dry_run=true) $(EXTRA)
+OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow train clean-runs
+.PHONY: help install test test-slow train sweep-cifar sweep-quick wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +44,16 @@ test-slow: install ## run only the longer checks
 
 train: install ## train one network: make train ARGS="model=plain model.depth=56 seed=1"
 	$(PYTHON) -m degradation.train $(ARGS)
+
+sweep-cifar: install ## the paper grid {plain,resnet} x {20,32,44,56,110}; vars SEEDS DEPTHS ARCHS LAUNCHER JOBS NAME EXTRA DRY=1
+	$(PYTHON) -m degradation.train experiment=sweep_cifar $(SWEEP_ARGS)
+
+sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
+	$(PYTHON) -m degradation.train experiment=sweep_quick $(SWEEP_ARGS)
+
+wandb-sync: install ## upload runs that W&B logged offline (skips those already synced)
+	@if [ -z "$(OFFLINE_WANDB_RUNS)" ]; then echo "no offline W&B runs under runs/"; \
+	else $(VENV_BIN)wandb sync $(OFFLINE_WANDB_RUNS); fi
 
 clean-runs: ## delete runs/ (all run directories!)
 	rm -rf runs

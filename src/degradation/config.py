@@ -7,11 +7,13 @@ from omegaconf import DictConfig
 
 from degradation.errors import UserError
 from degradation.models import SHORTCUTS, InvalidDepthError, blocks_per_stage
+from degradation.tracking import MODES
 
 WARMUP_CHOICES = ("auto", True, False)
 # Keys that say where and how a run is executed, not what it computes: a run may be resumed with others.
 RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "data.eval_batch_size",
-                "trainer.accelerator", "trainer.devices", "trainer.progress_bar")
+                "trainer.accelerator", "trainer.devices", "trainer.progress_bar", "trainer.spread_gpus",
+                "dry_run")
 WARMUP_AUTO_MIN_DEPTH = 110  # the paper warms up ResNet-110 (and 1202); shallower nets start at 0.1
 
 
@@ -30,6 +32,7 @@ def check_config(cfg: DictConfig) -> None:
     check_optim(cfg.optim)
     check_data(cfg.data)
     check_trainer(cfg.trainer)
+    check_logger(cfg.logger)
 
 
 def check_model(model: DictConfig) -> None:
@@ -76,7 +79,12 @@ def check_data(data: DictConfig) -> None:
     require(is_int(data.pad) and data.pad >= 0, "data.pad", "an integer >= 0", data.pad)
 
 
+def check_logger(logger: DictConfig) -> None:
+    require(logger.wandb.mode in MODES, "logger.wandb.mode", f"one of {', '.join(MODES)}", logger.wandb.mode)
+
+
 def check_trainer(trainer: DictConfig) -> None:
+    require(trainer.progress_bar in ("auto", True, False), "trainer.progress_bar", "auto, true or false", trainer.progress_bar)
     require(is_int(trainer.max_steps) and trainer.max_steps > 0, "trainer.max_steps", "an integer > 0", trainer.max_steps)
     require(is_int(trainer.log_every) and trainer.log_every > 0, "trainer.log_every", "an integer > 0", trainer.log_every)
     require(

@@ -25,7 +25,7 @@ CONFIG_FILE = "config.yaml"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
-RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED = "running", "completed", "diverged", "failed", "interrupted"
 HYDRA_FILES = ("train.log",)  # what Hydra writes into a run directory before the run's checks
 
 
@@ -63,12 +63,8 @@ class RunDir:
             return
         for name in HYDRA_FILES:
             (self.path / name).unlink(missing_ok=True)
-        root, folder = runs_root.resolve(), self.path.resolve()
-        while (folder == root or root in folder.parents) and not any(folder.iterdir()):
-            folder.rmdir()
-            if folder == root:
-                break
-            folder = folder.parent
+        remove_empty_folders(self.path, up_to=runs_root)
+
 
     def read_summary(self) -> dict | None:
         if not self.summary_path.is_file():
@@ -98,6 +94,16 @@ class RunDir:
             return
         kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
         write_atomically(self.metrics_path, "".join(kept))
+
+
+def remove_empty_folders(folder: Path, up_to: Path) -> None:
+    """Removes folder and its parents while they are empty, stopping after up_to."""
+    root, folder = up_to.resolve(), folder.resolve()
+    while folder.is_dir() and (folder == root or root in folder.parents) and not any(folder.iterdir()):
+        folder.rmdir()
+        if folder == root:
+            break
+        folder = folder.parent
 
 
 def parse_number(text: str) -> int | float | None:

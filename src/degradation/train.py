@@ -7,7 +7,6 @@ trainer, resume from the run directory's last checkpoint if there is one, train,
 import logging
 import os
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,31 +14,44 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import provenance
+from degradation import provenance, sweep, tracking
 from degradation.callbacks import TrainTimer
 from degradation.config import check_config, config_differences, warmup_steps
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
 from degradation.models import count_parameters
-from degradation.module import ClassifierModule
-from degradation.rundir import COMPLETED, FAILED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
+from degradation.module import ClassifierModule, Diverged
+from degradation.progress import Progress
+from degradation.rundir import COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("degradation.train")
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base=None)
-def hydra_entry(cfg: DictConfig) -> dict:
-    run_dir = RunDir(HydraConfig.get().runtime.output_dir)
+def hydra_entry(cfg: DictConfig) -> dict | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = RunDir(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep and cfg.trainer.spread_gpus:
+        sweep.assign_gpu(hydra_cfg.job.num)
     try:
         return train(cfg, run_dir)
     except UserError as error:
+        # Bad input stops a sweep too, before hours go into the other jobs. Exiting here, not in
+        # main(), also keeps Hydra from adding lines of its own.
         run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
-        exit_with(error)  # here, not in main(): Hydra would add a line of its own on the way out
+        exit_with(error)
+    except Exception:
+        if not in_sweep:
+            raise
+        log.exception("run failed: %s", run_dir.path)  # into this run's train.log; the sweep goes on
+    return None
 
 
 def train(cfg: DictConfig, run_dir: RunDir) -> dict:
@@ -50,28 +62,46 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
     if previous is not None and previous["status"] == COMPLETED:
         log.info("%s already completed; nothing to do (choose another name= to train again)", run_dir.path)
         return previous
+    if cfg.dry_run:
+        action = "resume" if run_dir.last_checkpoint.is_file() else "train"
+        log.info("dry run: would %s %s", action, run_dir.path)
+        run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
+        return {"status": f"would {action}"}
 
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup()  # data errors surface here, before anything is trained
     module = build_module(cfg, datamodule.eval_names)
     timer = TrainTimer(cfg.data.batch_size)
-    trainer = build_trainer(cfg, run_dir, datamodule, timer)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    wandb_logger = tracking.make_logger(cfg, run_dir.path, wandb_run_id(previous), config)
+    trainer = build_trainer(cfg, run_dir, datamodule, timer, wandb_logger)
     checkpoint = resume_point(run_dir)
 
-    summary = start_summary(cfg, run_dir, module, trainer, checkpoint)
+    summary = start_summary(cfg, module, trainer, checkpoint, config)
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    summary["wandb"] = tracking.start(wandb_logger)
     run_dir.write_summary(summary)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        summary = finish_summary(summary, run_dir, trainer, timer, COMPLETED)
+        log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
+    except Diverged as diverged:
+        summary = finish_summary(summary, run_dir, trainer, timer, DIVERGED, error=str(diverged))
+        log.warning("diverged: %s; the last checkpoint and the metrics before it are kept", diverged)
     except BaseException as error:
         status = FAILED if isinstance(error, Exception) else INTERRUPTED
         run_dir.write_summary({**summary, "status": status, "error": f"{type(error).__name__}: {error}"})
+        tracking.finish(wandb_logger, {"status": status}, exit_code=1)
         raise
-    summary = finish_summary(summary, run_dir, trainer, timer)
     run_dir.write_summary(summary)
-    log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
+    tracking.finish(wandb_logger, summary, exit_code=0)
     return summary
+
+
+def wandb_run_id(previous: dict | None) -> str | None:
+    """A resumed run continues the W&B run it started."""
+    return ((previous or {}).get("wandb") or {}).get("id")
 
 
 def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
@@ -122,9 +152,10 @@ def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
     return ClassifierModule(net, optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names))
 
 
-def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule, timer: TrainTimer) -> pl.Trainer:
+def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: TrainTimer, wandb_logger) -> pl.Trainer:
     settings = cfg.trainer
     columns = METRIC_COLUMNS + (VAL_COLUMNS if "val" in datamodule.eval_names else ())
+    loggers = [MetricsCsvLogger(run_dir.metrics_path, columns)] + ([wandb_logger] if wandb_logger else [])
     checkpoint = pl.callbacks.ModelCheckpoint(
         dirpath=run_dir.checkpoint_dir,
         filename=run_dir.last_checkpoint.stem,  # keep exactly one file, replaced after every evaluation
@@ -133,6 +164,8 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         enable_version_counter=False,
         save_on_train_epoch_end=False,
     )
+    bar = sys.stderr.isatty() if settings.progress_bar == "auto" else bool(settings.progress_bar)
+    progress = Progress(every=settings.log_every, batch_size=cfg.data.batch_size, bar=bar)
     return pl.Trainer(
         max_steps=settings.max_steps,
         max_epochs=-1,
@@ -143,10 +176,11 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         devices=settings.devices,
         precision=settings.precision,
         deterministic=settings.deterministic,
-        logger=[MetricsCsvLogger(run_dir.metrics_path, columns)],
-        callbacks=[checkpoint, timer],
+        logger=loggers,
+        callbacks=[checkpoint, timer, progress],
         log_every_n_steps=settings.log_every,
-        enable_progress_bar=settings.progress_bar,
+        enable_progress_bar=bar,
+        enable_model_summary=bar,
         default_root_dir=run_dir.path,
     )
 
@@ -162,7 +196,7 @@ def resume_point(run_dir: RunDir) -> str | None:
     return str(run_dir.last_checkpoint)
 
 
-def start_summary(cfg, run_dir: RunDir, module: ClassifierModule, trainer: pl.Trainer, checkpoint) -> dict:
+def start_summary(cfg, module: ClassifierModule, trainer: pl.Trainer, checkpoint, config: dict) -> dict:
     return {
         "arch": cfg.model.arch,
         "depth": cfg.model.depth,
@@ -178,22 +212,23 @@ def start_summary(cfg, run_dir: RunDir, module: ClassifierModule, trainer: pl.Tr
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
         "command": " ".join(["python -m degradation.train", *sys.argv[1:]]),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "config": config,
     }
 
 
-def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, timer: TrainTimer) -> dict:
+def finish_summary(summary: dict, run_dir: RunDir, trainer, timer: TrainTimer, status: str, error=None) -> dict:
     rows = run_dir.read_metrics()
     final = {}
     for metric in ("train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err"):
         measured = [row[metric] for row in rows if row.get(metric) is not None]
         if measured:
-            final[f"final_{metric}"] = measured[-1]
+            final[f"final_{metric}"] = measured[-1]  # for a diverged run: the value where it diverged
     return {
         **summary,
         **final,
         "steps": trainer.global_step,
-        "status": COMPLETED,
+        "status": status,
+        **({"error": error} if error else {}),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(timer.wall_time_s, 3),
         "train_images_per_s": timer.images_per_s and round(timer.images_per_s, 1),
@@ -230,6 +265,8 @@ def main() -> None:
         hydra_entry()
     except (UserError, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
+    if sweep.failed_runs:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""What a sweep adds to single runs: the end-of-sweep table and one GPU per parallel job."""
+
+import logging
+import os
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from degradation.rundir import COMPLETED, DIVERGED, SUMMARY_FILE, RunDir, remove_empty_folders
+
+log = logging.getLogger(__name__)
+OK_STATUSES = (COMPLETED, DIVERGED)  # a diverged run is a result (plain-110 may), not a failure
+MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the sweep, in the sweep folder
+failed_runs: list[str] = []  # filled by SweepTable in the launching process; main() exits 1 if any
+
+
+def sweep_runs(sweep_dir: Path) -> list[RunDir]:
+    return [RunDir(path.parent) for path in sorted(sweep_dir.glob(f"*/seed=*/{SUMMARY_FILE}"))]
+
+
+def format_number(value, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def sweep_table(sweep_dir: Path) -> tuple[str, list[str]]:
+    """One line per run: status, final errors, wall time; and the runs that failed."""
+    lines = [f"{'run':<22} {'status':<12} {'steps':>7} {'train err %':>11} {'test err %':>10} {'wall s':>8}"]
+    failed = []
+    for run in sweep_runs(sweep_dir):
+        summary = run.read_summary()
+        name = str(run.path.relative_to(sweep_dir))
+        if summary["status"] not in OK_STATUSES:
+            failed.append(name)
+        lines.append(
+            f"{name:<22} {summary['status']:<12} {summary.get('steps', 0):>7} "
+            f"{format_number(summary.get('final_train_err')):>11} {format_number(summary.get('final_test_err')):>10} "
+            f"{format_number(summary.get('wall_time_s'), 0):>8}"
+        )
+    return "\n".join(lines), failed
+
+
+class SweepTable(Callback):
+    """Prints every run of the sweep with its status when a multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if [path.name for path in sweep_dir.iterdir()] == [MULTIRUN_FILE]:  # no run started: a dry run
+            (sweep_dir / MULTIRUN_FILE).unlink()
+        remove_empty_folders(sweep_dir, up_to=Path(config.runs_root))
+        if not sweep_dir.is_dir():
+            return
+        table, failed = sweep_table(sweep_dir)
+        print(f"\nsweep {sweep_dir}\n{table}", flush=True)
+        if failed:
+            print(f"{len(failed)} run(s) failed; their train.log has the error. Rerun the same command to retry them.")
+        failed_runs.extend(failed)
+
+
+def assign_gpu(job_num: int) -> str | None:
+    """Pins a parallel sweep job to one GPU (round robin) on a machine with several; returns its id.
+
+    Works by CUDA_VISIBLE_DEVICES, so it must run before CUDA is initialised in this process.
+    """
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    if len(ids) < 2:
+        return None
+    if torch.cuda.is_initialized():  # a reused worker process keeps the GPU it already has
+        return None
+    os.environ["CUDA_VISIBLE_DEVICES"] = ids[job_num % len(ids)]
+    return os.environ["CUDA_VISIBLE_DEVICES"]
