@@ -33,15 +33,20 @@ def compose_config(*overrides: str):
         return compose(config_name="train", overrides=list(overrides))
 
 
-def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def train_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "degradation.train", *args]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
+    for name in ("HYDRA_FULL_ERROR", "WANDB_MODE", "WANDB_API_KEY"):
+        if name not in extra:
+            env.pop(name, None)
+    return env
+
+
+def run_train(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     """The real entry point in a subprocess."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", "degradation.train", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        train_command(*args), cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=300
     )

@@ -1,0 +1,106 @@
+"""Sweeps through the real entry point: layout, idempotence, resume after SIGKILL, isolation, W&B, launchers."""
+
+import json
+import signal
+import subprocess
+import time
+
+from degradation.rundir import RunDir
+from conftest import TINY_RUN, run_train, subprocess_env, train_command
+from wandb_files import run_record
+
+
+def tiny(fake_cifar_root, *overrides):
+    return [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides]
+
+
+def statuses(sweep_dir):
+    return {
+        str(path.parent.relative_to(sweep_dir)): json.loads(path.read_text())["status"]
+        for path in sweep_dir.glob("*/seed=*/summary.json")
+    }
+
+
+def test_a_2x2_multirun_writes_four_runs_and_running_it_again_trains_nothing(tmp_path, fake_cifar_root):
+    args = ["-m", *tiny(fake_cifar_root, "model=plain,resnet", "seed=0,1", "name=grid")]
+    first = run_train(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    sweep = tmp_path / "runs/grid"
+    assert statuses(sweep) == {f"{arch}-8/seed={seed}": "completed" for arch in ("plain", "resnet") for seed in (0, 1)}
+    table = first.stdout[first.stdout.index("sweep runs/grid") :].splitlines()
+    assert len(table) == 2 + 4 and all("completed" in line for line in table[2:])
+    before = {path: path.read_text() for path in sweep.glob("*/seed=*/*.csv")}
+
+    again = run_train(*args, cwd=tmp_path)
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("already completed") == 4
+    assert {path: path.read_text() for path in sweep.glob("*/seed=*/*.csv")} == before
+
+
+def test_a_run_killed_mid_way_resumes_to_the_same_metrics_and_wandb_run(tmp_path, fake_cifar_root):
+    args = tiny(fake_cifar_root, "trainer.max_steps=150", "trainer.eval_every=10", "trainer.log_every=10",
+                "logger=wandb", "logger.wandb.mode=offline")
+    assert run_train(*args, "name=straight", cwd=tmp_path).returncode == 0
+    run = RunDir(tmp_path / "runs/killed/resnet-8/seed=0")
+    process = subprocess.Popen(train_command(*args, "name=killed"), cwd=tmp_path, env=subprocess_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(run.read_metrics()) < 4 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_summary = run.read_summary()
+    assert killed_summary["status"] == "running" and run.last_checkpoint.is_file()  # killed mid-way
+
+    resumed = run_train(*args, "name=killed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = RunDir(tmp_path / "runs/straight/resnet-8/seed=0")
+    assert run.metrics_path.read_text() == straight.metrics_path.read_text()  # every step once, same values
+    summary = run.read_summary()
+    assert summary["status"] == "completed" and summary["final_test_err"] == straight.read_summary()["final_test_err"]
+    assert summary["wandb"]["id"] == killed_summary["wandb"]["id"]  # the same W&B run continues
+
+
+def test_a_diverged_run_is_recorded_and_the_others_complete(tmp_path, fake_cifar_root):
+    presets = tmp_path / "presets/experiment"
+    presets.mkdir(parents=True)
+    (presets / "fine.yaml").write_text("# @package _global_\nseed: 0\n")
+    (presets / "explodes.yaml").write_text("# @package _global_\nseed: 1\noptim:\n  lr: 1.0e+30\n")
+    result = run_train("-m", *tiny(fake_cifar_root, "experiment=fine,explodes", "name=nan",
+                                   f"hydra.searchpath=[file://{tmp_path / 'presets'}]"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert statuses(tmp_path / "runs/nan") == {"resnet-8/seed=0": "completed", "resnet-8/seed=1": "diverged"}
+    diverged = RunDir(tmp_path / "runs/nan/resnet-8/seed=1")
+    assert "not finite" in diverged.read_summary()["error"]
+    assert not diverged.last_checkpoint.exists()  # no checkpoint of diverged weights
+
+
+def test_wandb_offline_writes_one_run_per_job_with_group_name_and_config(tmp_path, fake_cifar_root):
+    secret = "test-key-that-must-not-be-written-anywhere-1234"
+    result = run_train("-m", *tiny(fake_cifar_root, "model=plain,resnet", "name=wb", "logger=wandb",
+                                   "logger.wandb.mode=offline"), cwd=tmp_path, WANDB_API_KEY=secret)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for arch in ("plain", "resnet"):
+        run_dir = tmp_path / f"runs/wb/{arch}-8/seed=0"
+        wandb_files = list(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+        assert len(wandb_files) == 1
+        record = run_record(wandb_files[0])
+        config = {item.key: json.loads(item.value_json) for item in record.config.update}
+        assert (record.run_group, record.display_name) == ("wb", f"{arch}-8-s0")
+        assert config["model"]["depth"] == 8 and config["model"]["arch"] == arch
+        assert RunDir(run_dir).read_summary()["wandb"]["id"] == record.run_id
+        assert not any(secret.encode() in path.read_bytes() for path in run_dir.rglob("*") if path.is_file())
+
+
+def test_joblib_runs_jobs_in_parallel_processes(tmp_path, fake_cifar_root):
+    result = run_train("-m", *tiny(fake_cifar_root, "model=plain,resnet", "name=par", "launcher=joblib", "jobs=2"),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in result.stderr + result.stdout
+    assert statuses(tmp_path / "runs/par") == {"plain-8/seed=0": "completed", "resnet-8/seed=0": "completed"}
+
+
+def test_submitit_local_executor_runs_the_sweep(tmp_path, fake_cifar_root):
+    result = run_train("-m", *tiny(fake_cifar_root, "model=plain,resnet", "name=sub", "launcher=submitit_local"),
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert statuses(tmp_path / "runs/sub") == {"plain-8/seed=0": "completed", "resnet-8/seed=0": "completed"}
