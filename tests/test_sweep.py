@@ -1,7 +1,9 @@
 """Sweeps through the real entry point: layout, idempotence, resume after SIGKILL, isolation, W&B, launchers."""
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -65,13 +67,15 @@ def test_a_diverged_run_is_recorded_and_the_others_complete(tmp_path, fake_cifar
     presets.mkdir(parents=True)
     (presets / "fine.yaml").write_text("# @package _global_\nseed: 0\n")
     (presets / "explodes.yaml").write_text("# @package _global_\nseed: 1\noptim:\n  lr: 1.0e+30\n")
-    result = run_train("-m", *tiny(fake_cifar_root, "experiment=fine,explodes", "name=nan",
-                                   f"hydra.searchpath=[file://{tmp_path / 'presets'}]"), cwd=tmp_path)
+    args = tiny(fake_cifar_root, "experiment=fine,explodes", "name=nan", f"hydra.searchpath=[file://{tmp_path / 'presets'}]")
+    result = run_train("-m", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert statuses(tmp_path / "runs/nan") == {"resnet-8/seed=0": "completed", "resnet-8/seed=1": "diverged"}
     diverged = RunDir(tmp_path / "runs/nan/resnet-8/seed=1")
     assert "not finite" in diverged.read_summary()["error"]
     assert not diverged.last_checkpoint.exists()  # no checkpoint of diverged weights
+    again = run_train("-m", *args, cwd=tmp_path)
+    assert "already diverged" in again.stdout + again.stderr  # a result, not retried
 
 
 def test_wandb_offline_writes_one_run_per_job_with_group_name_and_config(tmp_path, fake_cifar_root):
@@ -104,3 +108,16 @@ def test_submitit_local_executor_runs_the_sweep(tmp_path, fake_cifar_root):
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert statuses(tmp_path / "runs/sub") == {"plain-8/seed=0": "completed", "resnet-8/seed=0": "completed"}
+
+
+def test_a_run_locked_by_a_live_process_is_skipped_by_a_sweep_and_refused_alone(tmp_path, fake_cifar_root):
+    locked = tmp_path / "runs/lk/plain-8/seed=0"
+    locked.mkdir(parents=True)
+    (locked / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    holder = f"being trained by pid {os.getpid()} on {socket.gethostname()}"
+    swept = run_train("-m", *tiny(fake_cifar_root, "model=plain,resnet", "name=lk"), cwd=tmp_path)
+    assert swept.returncode == 0 and holder in swept.stdout + swept.stderr
+    assert statuses(tmp_path / "runs/lk") == {"resnet-8/seed=0": "completed"}
+    alone = run_train(*tiny(fake_cifar_root, "model=plain", "name=lk"), cwd=tmp_path)
+    assert alone.returncode == 2 and alone.stderr.strip().startswith("error:") and holder in alone.stderr
+    assert len(alone.stderr.strip().splitlines()) == 1

@@ -1,9 +1,12 @@
 """The real entry point, `python -m degradation.train`, on a tiny CIFAR folder in the official format."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
+from degradation.responses import RESPONSES_FILE, read_responses
 from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import TINY_RUN, run_train
 
@@ -86,3 +89,14 @@ def test_bad_input_ends_with_one_line_and_writes_nothing(tmp_path, overrides, me
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_training(tiny_run):
+    _, run = tiny_run
+    written = read_responses(run.path)
+    assert len(written) == 7  # depth 8: one 3x3 conv in the stem, two in each of 3 blocks
+    (run.path / RESPONSES_FILE).unlink()
+    result = subprocess.run([sys.executable, "-m", "degradation.responses", str(run.last_checkpoint)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert read_responses(run.path) == pytest.approx(written, rel=1e-6)

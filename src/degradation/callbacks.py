@@ -1,4 +1,4 @@
-"""Lightning callbacks the run summary needs."""
+"""Small Lightning callbacks of a training run: timing and the lock heartbeat."""
 
 import time
 
@@ -33,3 +33,16 @@ class TrainTimer(pl.Callback):
         train_time = self.wall_time_s - self.eval_time_s
         steps = self.last_step - self.first_step
         return steps * self.batch_size / train_time if steps and train_time > 0 else None
+
+
+class LockHeartbeat(pl.Callback):
+    """Keeps the run directory's lock fresh, so other hosts can tell a live holder from a dead one."""
+
+    def __init__(self, lock, every_s: float = 60.0):
+        self.lock, self.every_s, self.last = lock, every_s, 0.0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.lock.heartbeat()
+            self.last = now

@@ -275,6 +275,12 @@ class CifarDataModule(pl.LightningDataModule):
         return self.train_loader
 
     def val_dataloader(self) -> list[CifarLoader]:
+        """The test set, and the held-out validation split if there is one (see eval_names)."""
         splits = [self.test_split] if self.val_split is None else [self.test_split, self.val_split]
-        device = self.device()
-        return [CifarLoader(split.to(device), self.mean, self.eval_batch_size, train=False) for split in splits]
+        return [self.eval_loader(split) for split in splits]
+
+    def test_loader(self) -> CifarLoader:
+        return self.eval_loader(self.test_split)
+
+    def eval_loader(self, split: Split) -> CifarLoader:
+        return CifarLoader(split.to(self.device()), self.mean, self.eval_batch_size, train=False)

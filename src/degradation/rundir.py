@@ -26,6 +26,7 @@ CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 
 RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED = "running", "completed", "diverged", "failed", "interrupted"
+FINISHED = (COMPLETED, DIVERGED)  # outcomes a rerun keeps; failed and interrupted runs are tried again
 HYDRA_FILES = ("train.log",)  # what Hydra writes into a run directory before the run's checks
 
 

@@ -7,10 +7,9 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from degradation.rundir import COMPLETED, DIVERGED, SUMMARY_FILE, RunDir, remove_empty_folders
+from degradation.rundir import FINISHED, SUMMARY_FILE, RunDir, remove_empty_folders
 
 log = logging.getLogger(__name__)
-OK_STATUSES = (COMPLETED, DIVERGED)  # a diverged run is a result (plain-110 may), not a failure
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the sweep, in the sweep folder
 failed_runs: list[str] = []  # filled by SweepTable in the launching process; main() exits 1 if any
 
@@ -30,7 +29,7 @@ def sweep_table(sweep_dir: Path) -> tuple[str, list[str]]:
     for run in sweep_runs(sweep_dir):
         summary = run.read_summary()
         name = str(run.path.relative_to(sweep_dir))
-        if summary["status"] not in OK_STATUSES:
+        if summary["status"] not in FINISHED:  # diverged is a result (plain-110 may), not a failure
             failed.append(name)
         lines.append(
             f"{name:<22} {summary['status']:<12} {summary.get('steps', 0):>7} "

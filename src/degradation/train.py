@@ -15,19 +15,21 @@ import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import provenance, sweep, tracking
-from degradation.callbacks import TrainTimer
+from degradation import provenance, responses, sweep, tracking
+from degradation.callbacks import LockHeartbeat, TrainTimer
 from degradation.config import check_config, config_differences, warmup_steps
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
+from degradation.lock import RunLock, RunLocked
 from degradation.models import count_parameters
 from degradation.module import ClassifierModule, Diverged
 from degradation.progress import Progress
-from degradation.rundir import COMPLETED, DIVERGED, FAILED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
+from degradation.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("degradation.train")
@@ -42,6 +44,10 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
         sweep.assign_gpu(hydra_cfg.job.num)
     try:
         return train(cfg, run_dir)
+    except RunLocked as locked:
+        if not in_sweep:
+            exit_with(locked)
+        log.warning("skipped: %s", locked)  # a sweep goes on with the runs nobody else is training
     except UserError as error:
         # Bad input stops a sweep too, before hours go into the other jobs. Exiting here, not in
         # main(), also keeps Hydra from adding lines of its own.
@@ -56,18 +62,40 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
 
 def train(cfg: DictConfig, run_dir: RunDir) -> dict:
     check_config(cfg)
+    if cfg.dry_run:
+        return plan(cfg, run_dir)
+    lock = RunLock(run_dir.path)
+    lock.acquire()  # two processes never train one run directory
+    try:
+        previous = previous_summary(cfg, run_dir)
+        if previous is not None and previous["status"] in FINISHED:
+            log.info("%s already %s; nothing to do (choose another name= to train again)", run_dir.path, previous["status"])
+            return previous
+        return train_locked(cfg, run_dir, lock, previous)
+    finally:
+        lock.release()
+
+
+def plan(cfg: DictConfig, run_dir: RunDir) -> dict:
+    """What a run would do, for dry runs: nothing is trained or written."""
+    previous = previous_summary(cfg, run_dir)
+    if previous is not None and previous["status"] in FINISHED:
+        action = f"skip ({previous['status']})"
+    else:
+        action = "resume" if run_dir.last_checkpoint.is_file() else "train"
+    log.info("dry run: would %s %s", action, run_dir.path)
+    run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
+    return {"status": f"would {action}"}
+
+
+def previous_summary(cfg: DictConfig, run_dir: RunDir) -> dict | None:
     previous = run_dir.read_summary()
     if previous is not None:
         check_same_run(previous, cfg, run_dir)
-    if previous is not None and previous["status"] == COMPLETED:
-        log.info("%s already completed; nothing to do (choose another name= to train again)", run_dir.path)
-        return previous
-    if cfg.dry_run:
-        action = "resume" if run_dir.last_checkpoint.is_file() else "train"
-        log.info("dry run: would %s %s", action, run_dir.path)
-        run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
-        return {"status": f"would {action}"}
+    return previous
 
+
+def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict | None) -> dict:
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     datamodule = build_datamodule(cfg)
     datamodule.setup()  # data errors surface here, before anything is trained
@@ -76,6 +104,7 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     wandb_logger = tracking.make_logger(cfg, run_dir.path, wandb_run_id(previous), config)
     trainer = build_trainer(cfg, run_dir, datamodule, timer, wandb_logger)
+    trainer.callbacks.append(LockHeartbeat(lock))
     checkpoint = resume_point(run_dir)
 
     summary = start_summary(cfg, module, trainer, checkpoint, config)
@@ -84,6 +113,8 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
     run_dir.write_summary(summary)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        stds = responses.response_stds(module.net, datamodule.test_loader())  # Figure 7's data
+        responses.write_responses(run_dir.path, stds, trainer.global_step)
         summary = finish_summary(summary, run_dir, trainer, timer, COMPLETED)
         log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
     except Diverged as diverged:
@@ -178,6 +209,9 @@ def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: Trai
         deterministic=settings.deterministic,
         logger=loggers,
         callbacks=[checkpoint, timer, progress],
+        # On SLURM, submitit requeues preempted jobs and the run resumes from last.ckpt; Lightning's
+        # own requeue would compete with it.
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
         log_every_n_steps=settings.log_every,
         enable_progress_bar=bar,
         enable_model_summary=bar,
@@ -263,7 +297,7 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us instead of Hydra's multi-line report
     try:
         hydra_entry()
-    except (UserError, HydraException, OmegaConfBaseException) as error:
+    except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
     if sweep.failed_runs:
         sys.exit(1)

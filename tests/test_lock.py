@@ -1,0 +1,51 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from degradation.lock import STALE_AFTER_S, RunLock, RunLocked
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_second_holder_is_refused_with_the_first_one_named(tmp_path):
+    first, second = RunLock(tmp_path), RunLock(tmp_path)
+    first.acquire()
+    with pytest.raises(RunLocked, match=f"pid {os.getpid()} on {socket.gethostname()}"):
+        second.acquire()
+    first.release()
+    second.acquire()  # free again once released
+    assert json.loads(second.path.read_text())["pid"] == os.getpid()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path):
+    lock = RunLock(tmp_path)
+    lock.path.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    lock.acquire()
+    assert json.loads(lock.path.read_text())["pid"] == os.getpid()
+
+
+def test_a_lock_from_another_host_is_live_until_its_heartbeat_stops(tmp_path):
+    lock = RunLock(tmp_path)
+    lock.path.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(RunLocked, match="elsewhere"):
+        lock.acquire()
+    old = time.time() - STALE_AFTER_S - 1
+    os.utime(lock.path, (old, old))
+    lock.acquire()
+    assert json.loads(lock.path.read_text())["host"] == socket.gethostname()
+
+
+def test_release_leaves_someone_elses_lock_alone(tmp_path):
+    lock = RunLock(tmp_path)
+    lock.path.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    lock.release()
+    assert lock.path.exists()
