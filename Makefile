@@ -21,9 +21,11 @@ EXTRA ?=
 DRY ?=
 SWEEP_ARGS = $(if $(ARCHS),model=$(ARCHS)) $(if $(DEPTHS),model.depth=$(DEPTHS)) $(if $(SEEDS),seed=$(SEEDS)) \
 	launcher=$(LAUNCHER) $(if $(JOBS),jobs=$(JOBS)) $(if $(NAME),name=$(NAME)) $(if $(DRY),dry_run=true) $(EXTRA)
+SWEEP ?=
+FIGURE_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow train sweep-cifar sweep-quick wandb-sync clean-runs
+.PHONY: help install test test-slow train sweep-cifar sweep-quick figures wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +52,9 @@ sweep-cifar: install ## the paper grid {plain,resnet} x {20,32,44,56,110}; vars 
 
 sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
 	$(PYTHON) -m degradation.train experiment=sweep_quick $(SWEEP_ARGS)
+
+figures: install ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
+	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)
 
 wandb-sync: install ## upload runs that W&B logged offline (skips those already synced)
 	@if [ -z "$(OFFLINE_WANDB_RUNS)" ]; then echo "no offline W&B runs under runs/"; \

@@ -1,0 +1,37 @@
+"""Synthetic run directories with known curves, written by the real run-directory writers."""
+
+from pathlib import Path
+
+from degradation.rundir import MetricsCsvLogger, RunDir
+
+STEPS = (1000, 2000, 3000, 4000)
+
+
+def known_error(arch: str, depth: int, seed: int, step: int, train: bool) -> float:
+    """Plain nets get worse with depth, ResNets better; test error is 2 points above training error."""
+    base = 10.0 + (depth - 20) / 10 if arch == "plain" else 10.0 - (depth - 20) / 20
+    return base - step / 1000 + seed + (0.0 if train else 2.0)
+
+
+def write_run(sweep_dir: Path, arch: str, depth: int, seed: int, status: str = "completed", steps=STEPS) -> RunDir:
+    run = RunDir(sweep_dir / f"{arch}-{depth}/seed={seed}")
+    run.path.mkdir(parents=True)
+    logger = MetricsCsvLogger(run.metrics_path)
+    for step in steps:
+        logger.log_metrics({"train_err": known_error(arch, depth, seed, step, True), "epoch": 0}, step=step)
+        logger.log_metrics({"test_err": known_error(arch, depth, seed, step, False)}, step=step)
+    last = steps[-1]
+    run.write_summary({
+        "arch": arch, "depth": depth, "seed": seed, "status": status, "params": 1000 * depth, "steps": last,
+        "final_train_err": known_error(arch, depth, seed, last, True),
+        "final_test_err": known_error(arch, depth, seed, last, False),
+    })
+    return run
+
+
+def write_sweep(sweep_dir: Path, archs=("plain", "resnet"), depths=(20, 56), seeds=(0, 1)) -> Path:
+    for arch in archs:
+        for depth in depths:
+            for seed in seeds:
+                write_run(sweep_dir, arch, depth, seed)
+    return sweep_dir

@@ -1,0 +1,21 @@
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from synthetic_sweep import write_sweep
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks/explore_runs.ipynb"
+
+
+def test_the_notebook_runs_on_a_sweep_and_shows_figures_and_the_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEGRADATION_SWEEP", str(write_sweep(tmp_path / "grid")))
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 4  # Figure 6 twice, Figure 1, Figure 7
+    text = "".join(o.get("text", "") for o in outputs) + "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert "grid: 8 finished runs; missing: none" in text and "Degradation gap" in text
