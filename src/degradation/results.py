@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from degradation.responses import read_responses
-from degradation.rundir import COMPLETED, DIVERGED, METRICS_FILE, SUMMARY_FILE
+from degradation.rundir import DIVERGED, FINISHED, METRICS_FILE, SUMMARY_FILE
 
 ARCHS = ("plain", "resnet")
 
@@ -131,12 +131,16 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     """Every finished run (completed or diverged) under sweep_dir, and the ones still missing."""
     sweep_dir = Path(sweep_dir)
     runs = [read_run(path.parent) for path in sorted(sweep_dir.glob(f"*/seed=*/{SUMMARY_FILE}"))]
-    finished = [r for r in runs if r.status in (COMPLETED, DIVERGED)]
+    return assemble(sweep_dir.name, runs, expected_runs(sweep_dir))
+
+
+def assemble(name: str, runs: list[Run], expected: list[str]) -> Sweep:
+    """The finished runs in table order (arch, depth, seed); everything expected or begun but unfinished is missing."""
+    finished = [r for r in runs if r.status in FINISHED]
     present = {r.key for r in finished}
-    unfinished = {r.key for r in runs} - present
-    missing = sorted((set(expected_runs(sweep_dir)) | unfinished) - present)
+    missing = sorted((set(expected) | {r.key for r in runs}) - present)
     finished.sort(key=lambda r: (ARCHS.index(r.arch) if r.arch in ARCHS else len(ARCHS), r.depth, r.seed))
-    return Sweep(name=sweep_dir.name, runs=finished, missing=missing)
+    return Sweep(name=name, runs=finished, missing=missing)
 
 
 def latest_sweep(runs_root: str | Path = "runs") -> Path:
@@ -173,7 +177,4 @@ def load_wandb_sweep(api, project: str, group: str, entity: str | None = None) -
             for metric in ("train_err", "test_err", "val_err")
         }
         runs.append(run_from(summary, curves))
-    finished = [r for r in runs if r.status in (COMPLETED, DIVERGED)]
-    missing = sorted(r.key for r in runs if r.status not in (COMPLETED, DIVERGED))
-    finished.sort(key=lambda r: (ARCHS.index(r.arch) if r.arch in ARCHS else len(ARCHS), r.depth, r.seed))
-    return Sweep(name=group, runs=finished, missing=missing)
+    return assemble(group, runs, expected=[])
