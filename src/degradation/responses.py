@@ -19,6 +19,7 @@ from torch import nn
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
 from degradation.models import CifarNet
+from degradation.rundir import checkpoint_step
 
 RESPONSES_FILE = "responses.json"
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
@@ -89,8 +90,7 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
     )
     datamodule.setup()  # the same training mean image as the run used
     stds = response_stds(module.net, datamodule.test_loader())
-    step = torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
-    write_responses(run_dir, stds, step)
+    write_responses(run_dir, stds, checkpoint_step(checkpoint))
     return run_dir / RESPONSES_FILE
 
 

@@ -15,6 +15,7 @@ import json
 import os
 from pathlib import Path
 
+import torch
 from pytorch_lightning.loggers import Logger
 
 METRIC_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err")
@@ -105,6 +106,11 @@ def remove_empty_folders(folder: Path, up_to: Path) -> None:
         if folder == root:
             break
         folder = folder.parent
+
+
+def checkpoint_step(path: Path) -> int:
+    """The iteration a Lightning checkpoint was saved at."""
+    return torch.load(path, map_location="cpu", weights_only=False)["global_step"]
 
 
 def parse_number(text: str) -> int | float | None:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from pytorch_lightning.plugins.environments import SLURMEnvironment
@@ -29,7 +28,7 @@ from degradation.lock import RunLock, RunLocked
 from degradation.models import count_parameters
 from degradation.module import ClassifierModule, Diverged
 from degradation.progress import Progress
-from degradation.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
+from degradation.rundir import COMPLETED, checkpoint_step, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("degradation.train")
@@ -224,7 +223,7 @@ def resume_point(run_dir: RunDir) -> str | None:
     if not run_dir.last_checkpoint.is_file():
         run_dir.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
         return None
-    step = torch.load(run_dir.last_checkpoint, map_location="cpu", weights_only=False)["global_step"]
+    step = checkpoint_step(run_dir.last_checkpoint)
     run_dir.drop_metrics_after(step)
     log.info("resuming %s from step %d", run_dir.path, step)
     return str(run_dir.last_checkpoint)
