@@ -13,7 +13,16 @@ def test_defaults_are_the_papers_protocol():
     assert (cfg.optim.warmup, cfg.optim.warmup_steps, cfg.optim.warmup_lr) == ("auto", 400, 0.01)
     assert cfg.data.batch_size == 128 and cfg.trainer.max_steps == 64_000
     assert (cfg.data.pad, cfg.data.flip) == (4, True)
+    assert cfg.trainer.precision == "32-true" and not any(cfg.speed.values())  # the fp32 path, no speed switch
     check_config(cfg)
+
+
+def test_the_fast_preset_sets_every_speed_switch_that_helps_and_bf16():
+    default, fast = compose_config(), compose_config("speed=fast")
+    assert set(fast.speed) == set(default.speed)
+    assert {key for key, on in fast.speed.items() if not on} == {"sync_every_step"}
+    assert fast.trainer.precision == "bf16-mixed"
+    check_config(fast)
 
 
 def test_plain_is_the_resnet_config_without_shortcuts():
@@ -36,11 +45,14 @@ def test_plain_is_the_resnet_config_without_shortcuts():
         ("model.shortcut=C", "model.shortcut must be one of A, B"),
         ("optim.warmup=maybe", "optim.warmup must be auto, true or false"),
         ("trainer.eval_every=0", "trainer.eval_every must be null"),
+        ("trainer.precision=fp8", "trainer.precision must be one of 32-true"),
+        ("speed.compile=maybe", "speed.compile must be true or false"),
+        ("trainer.deterministic=true speed.cudnn_benchmark=true", "speed.cudnn_benchmark must be false when"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(override, message):
     with pytest.raises(UserError, match=message):
-        check_config(compose_config(override))
+        check_config(compose_config(*override.split()))
 
 
 def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes():

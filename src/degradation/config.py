@@ -10,6 +10,7 @@ from degradation.models import SHORTCUTS, InvalidDepthError, blocks_per_stage
 from degradation.tracking import MODES
 
 WARMUP_CHOICES = ("auto", True, False)
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")  # Lightning's names
 # Keys that say where and how a run is executed, not what it computes: a run may be resumed with others.
 RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "data.eval_batch_size",
                 "trainer.accelerator", "trainer.devices", "trainer.progress_bar", "trainer.spread_gpus",
@@ -32,6 +33,7 @@ def check_config(cfg: DictConfig) -> None:
     check_optim(cfg.optim)
     check_data(cfg.data)
     check_trainer(cfg.trainer)
+    check_speed(cfg.speed, cfg.trainer)
     check_logger(cfg.logger)
 
 
@@ -85,6 +87,7 @@ def check_logger(logger: DictConfig) -> None:
 
 def check_trainer(trainer: DictConfig) -> None:
     require(trainer.progress_bar in ("auto", True, False), "trainer.progress_bar", "auto, true or false", trainer.progress_bar)
+    require(trainer.precision in PRECISIONS, "trainer.precision", f"one of {', '.join(PRECISIONS)}", trainer.precision)
     require(is_int(trainer.max_steps) and trainer.max_steps > 0, "trainer.max_steps", "an integer > 0", trainer.max_steps)
     require(is_int(trainer.log_every) and trainer.log_every > 0, "trainer.log_every", "an integer > 0", trainer.log_every)
     require(
@@ -92,6 +95,17 @@ def check_trainer(trainer: DictConfig) -> None:
         "trainer.eval_every",
         "null (once per epoch) or an integer > 0",
         trainer.eval_every,
+    )
+
+
+def check_speed(speed: DictConfig, trainer: DictConfig) -> None:
+    for key, value in speed.items():
+        require(isinstance(value, bool), f"speed.{key}", "true or false", value)
+    require(
+        not (speed.cudnn_benchmark and trainer.deterministic),
+        "speed.cudnn_benchmark",
+        "false when trainer.deterministic=true (benchmarked kernels are not bitwise repeatable)",
+        speed.cudnn_benchmark,
     )
 
 

@@ -6,6 +6,7 @@ summed on the device and read back only when a row of metrics is logged, so trai
 on the host between logs.
 """
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -14,6 +15,11 @@ import torch
 import torch.nn.functional as F
 
 from degradation.models import CifarNet
+
+log = logging.getLogger(__name__)
+SPEED_OFF = dict(
+    channels_last=False, compile=False, cuda_graphs=False, fused_sgd=False, cudnn_benchmark=False, sync_every_step=False
+)
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,21 @@ class ClassifierModule(pl.LightningModule):
     schedule's milestones, gamma, warmup_steps, warmup_lr. Rows go to every attached logger
     with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
     <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
+    speed: the switches of conf/speed/ (layout, compilation, fused SGD, per-step host sync).
     """
 
-    def __init__(self, net: dict, optim: dict, log_every: int = 100, eval_names: tuple[str, ...] = ("test",)):
+    def __init__(
+        self,
+        net: dict,
+        optim: dict,
+        log_every: int = 100,
+        eval_names: tuple[str, ...] = ("test",),
+        speed: dict | None = None,
+    ):
         super().__init__()
         self.save_hyperparameters()
+        self.speed = {**SPEED_OFF, **(speed or {})}
+        self.speed_applied = False
         self.net = CifarNet(**net)
         self.schedule = LrSchedule(
             base_lr=optim["lr"],
@@ -99,15 +115,34 @@ class ClassifierModule(pl.LightningModule):
         self.eval_tallies: list[Tally] = []
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+        return self.net(self.layout(images))
+
+    def layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.speed["channels_last"] else images
+
+    def configure_model(self) -> None:
+        """Applies the layout and compilation switches once; parameter names stay those of CifarNet."""
+        if self.speed_applied:  # Lightning may call this hook more than once
+            return
+        self.speed_applied = True
+        if self.speed["channels_last"]:
+            self.net.to(memory_format=torch.channels_last)
+        cuda_graphs = self.speed["cuda_graphs"]
+        if cuda_graphs and self.device.type != "cuda":
+            log.warning("speed.cuda_graphs needs a CUDA device; compiling without CUDA graphs on %s", self.device.type)
+            cuda_graphs = False
+        if self.speed["compile"] or cuda_graphs:
+            self.net.compile(mode="reduce-overhead" if cuda_graphs else None)
 
     # --- training ---------------------------------------------------------------------------
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        logits = self.net(images)
+        logits = self(images)
         loss = F.cross_entropy(logits, labels)
         self.train_tally.add(loss, logits, labels)
+        if self.speed["sync_every_step"]:
+            self.last_loss = loss.item()  # what loops that print the loss every step pay for
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
@@ -129,6 +164,7 @@ class ClassifierModule(pl.LightningModule):
             momentum=optim["momentum"],
             weight_decay=optim["weight_decay"],
             nesterov=optim["nesterov"],
+            fused=self.speed["fused_sgd"] or None,
         )
         factor = lambda step: self.schedule.lr_at(step) / self.schedule.base_lr  # noqa: E731
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
@@ -141,7 +177,7 @@ class ClassifierModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels = batch
-        logits = self.net(images)
+        logits = self(images)
         self.eval_tallies[dataloader_idx].add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_validation_epoch_end(self) -> None:

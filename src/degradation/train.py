@@ -179,7 +179,8 @@ def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
         warmup_steps=warmup_steps(cfg),
         warmup_lr=optim.warmup_lr,
     )
-    return ClassifierModule(net, optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names))
+    speed = OmegaConf.to_container(cfg.speed)
+    return ClassifierModule(net, optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names), speed=speed)
 
 
 def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: TrainTimer, wandb_logger) -> pl.Trainer:
@@ -206,6 +207,7 @@ def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: Trai
         devices=settings.devices,
         precision=settings.precision,
         deterministic=settings.deterministic,
+        benchmark=cfg.speed.cudnn_benchmark,
         logger=loggers,
         callbacks=[checkpoint, timer, progress],
         # On SLURM, submitit requeues preempted jobs and the run resumes from last.ckpt; Lightning's
