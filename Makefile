@@ -23,9 +23,10 @@ SWEEP_ARGS = $(if $(ARCHS),model=$(ARCHS)) $(if $(DEPTHS),model.depth=$(DEPTHS))
 	launcher=$(LAUNCHER) $(if $(JOBS),jobs=$(JOBS)) $(if $(NAME),name=$(NAME)) $(if $(DRY),dry_run=true) $(EXTRA)
 SWEEP ?=
 FIGURE_ARGS ?=
+BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow train sweep-cifar sweep-quick figures wandb-sync clean-runs
+.PHONY: help install test test-slow train sweep-cifar sweep-quick figures bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +56,9 @@ sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 mi
 
 figures: install ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
 	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)
+
+bench: install ## time harness vs reference vs bare loop on this device into experiments/bench/; vars ARCHS=plain,resnet DEPTHS EXTRA BENCH_ARGS
+	$(PYTHON) -m degradation.bench $(if $(ARCHS),--archs $(ARCHS)) $(if $(DEPTHS),--depths $(DEPTHS)) $(BENCH_ARGS) $(EXTRA)
 
 wandb-sync: install ## upload runs that W&B logged offline (skips those already synced)
 	@if [ -z "$(OFFLINE_WANDB_RUNS)" ]; then echo "no offline W&B runs under runs/"; \

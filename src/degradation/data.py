@@ -247,6 +247,11 @@ class CifarDataModule(pl.LightningDataModule):
         self.train_split, self.val_split = hold_out(train, self.val_size, self.split_seed)
         self.mean = mean_image(self.train_split)
 
+    def use_splits(self, train: Split, test: Split) -> None:
+        """Serve these splits instead of reading CIFAR-10 from disk (the benchmark's synthetic data)."""
+        self.train_split, self.test_split, self.val_split = train, test, None
+        self.mean = mean_image(train)
+
     @property
     def steps_per_epoch(self) -> int:
         self.setup()

@@ -1,0 +1,342 @@
+"""`make bench` (`python -m degradation.bench [options] [config overrides]`): training speed on this device.
+
+For each arch x depth, steady-state time per step (after warm-up steps) of
+  harness    the real training path: ClassifierModule and the device-resident loader in the Trainer
+             that `degradation.train` builds, with the config's speed switches;
+  reference  a common reproduction (loops.py): torchvision CIFAR10 + DataLoader, `.item()` every step;
+  bare       plain PyTorch on ready-made device batches with the same switches: the overhead floor.
+Then the data loaders alone, each speed switch alone on the first network, and several harness
+runs sharing the device. Synthetic data of CIFAR shape: no dataset needed. Writes a table to the
+terminal and experiments/bench/<device>/bench[-<overrides>].{json,md}.
+"""
+
+import argparse
+import json
+import logging
+import re
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from degradation import loops, provenance
+from degradation.callbacks import TrainTimer
+from degradation.config import check_config
+from degradation.data import CifarLoader, Split, mean_image
+from degradation.errors import UserError
+from degradation.models import CifarNet, count_parameters
+from degradation.rundir import RunDir
+from degradation.train import CONFIG_DIR, build_datamodule, build_module, build_trainer, exit_with
+
+PAPER_STEPS = 64_000
+SWITCHES = {  # what each row of the switch table overrides, relative to the configured path
+    "channels_last": ["speed.channels_last=true"],
+    "bf16-mixed": ["trainer.precision=bf16-mixed"],
+    "compile": ["speed.compile=true"],
+    "cuda_graphs": ["speed.cuda_graphs=true"],
+    "fused_sgd": ["speed.fused_sgd=true"],
+    "cudnn_benchmark": ["speed.cudnn_benchmark=true"],
+    "sync_every_step": ["speed.sync_every_step=true"],
+    "speed=fast": ["speed=fast"],
+}
+CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark": "cuDNN is CUDA only"}
+log = logging.getLogger("degradation.bench")
+
+
+# --- configs and synthetic data ---------------------------------------------------------------
+
+
+def bench_config(overrides: list[str], arch: str, depth: int, batch_size: int, total_steps: int) -> DictConfig:
+    """The real config tree with the user's overrides, sized for a timing run."""
+    timing = [f"model={arch}", f"model.depth={depth}", f"data.batch_size={batch_size}",
+              f"trainer.max_steps={total_steps}", f"trainer.eval_every={total_steps}", "trainer.progress_bar=false"]
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(config_name="train", overrides=[*overrides, *timing])
+    check_config(cfg)
+    return cfg
+
+
+def synthetic_split(size: int, seed: int = 0) -> Split:
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    return Split(images, torch.randint(0, 10, (size,), generator=generator))
+
+
+def net_args(cfg: DictConfig) -> dict:
+    model = cfg.model
+    return dict(depth=model.depth, residual=model.residual, shortcut=model.shortcut, init_mode=model.init_mode)
+
+
+def bench_device(cfg: DictConfig) -> torch.device:
+    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+# --- the three paths --------------------------------------------------------------------------
+
+
+class HarnessClock(pl.Callback):
+    """Ticks the step timer; with a barrier, the timed steps of several processes start together."""
+
+    def __init__(self, timer: loops.StepTimer, barrier=None):
+        self.timer, self.barrier = timer, barrier
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.barrier is not None and self.timer.done + 1 == self.timer.warmup:
+            self.barrier.wait()
+        self.timer.tick()
+
+
+def harness_timer(cfg: DictConfig, train: Split, test: Split, warmup: int, steps: int, barrier=None) -> loops.StepTimer:
+    """Runs the Trainer that `degradation.train` builds, into a throw-away run directory."""
+    with tempfile.TemporaryDirectory() as scratch:
+        datamodule = build_datamodule(cfg)
+        datamodule.use_splits(train, test)
+        module = build_module(cfg, datamodule.eval_names)
+        timer = loops.StepTimer(warmup, steps, bench_device(cfg))
+        trainer = build_trainer(cfg, RunDir(scratch), datamodule, TrainTimer(cfg.data.batch_size), None)
+        trainer.callbacks.append(HarnessClock(timer, barrier))
+        trainer.fit(module, datamodule=datamodule)
+    return timer
+
+
+def measure_paths(cfg, paths, train, test, warmup, steps) -> dict[str, float]:
+    """Seconds per step of each path."""
+    device, batch_size = bench_device(cfg), cfg.data.batch_size
+    speed = OmegaConf.to_container(cfg.speed)
+    measure = {
+        "harness": lambda: harness_timer(cfg, train, test, warmup, steps).step_s,
+        "reference": lambda: loops.reference_step_s(net_args(cfg), train, batch_size, device, warmup, steps),
+        "bare": lambda: loops.bare_step_s(net_args(cfg), speed, cfg.trainer.precision, batch_size, device, warmup, steps),
+    }
+    step_s = {}
+    for path in paths:
+        step_s[path] = measure[path]()
+        log.info("%s-%d %-9s %8.2f ms/step %9.0f img/s", cfg.model.arch, cfg.model.depth, path,
+                 1e3 * step_s[path], batch_size / step_s[path])
+    return step_s
+
+
+def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
+    batch_size = cfg.data.batch_size
+    row = {
+        "arch": cfg.model.arch,
+        "depth": cfg.model.depth,
+        "params": count_parameters(CifarNet(**net_args(cfg))),
+        **{f"{path}_ms": round(1e3 * s, 3) for path, s in step_s.items()},
+        **{f"{path}_images_per_s": round(batch_size / s, 1) for path, s in step_s.items()},
+    }
+    if "harness" in step_s:
+        row["paper_run_min"] = round(PAPER_STEPS * step_s["harness"] / 60, 2)  # training steps only
+    if {"harness", "bare"} <= set(step_s):
+        row["harness_over_bare_pct"] = round(100 * (step_s["harness"] / step_s["bare"] - 1), 1)
+    if {"harness", "reference"} <= set(step_s):
+        row["speedup_vs_reference"] = round(step_s["reference"] / step_s["harness"], 2)
+    return row
+
+
+# --- loaders, switches, sharing ---------------------------------------------------------------
+
+
+def loader_images_per_s(train: Split, device: torch.device, batch_size: int) -> dict[str, float]:
+    """The harness's loader over one full epoch (with the epoch's shuffle and augmentation draws), and the reference's."""
+    loader = CifarLoader(train.to(device), mean_image(train), batch_size, train=True)
+    next(iter(loader))  # first-use costs (allocations, kernels) out of the timing
+    loader.load_state_dict({"epoch": 0, "next_batch": len(loader)})  # the next __iter__ starts a fresh epoch
+    loops.synchronize(device)
+    started = time.perf_counter()
+    for images, labels in loader:
+        pass
+    loops.synchronize(device)
+    harness = len(train) / (time.perf_counter() - started)
+    reference = loops.reference_loader_images_per_s(train, batch_size, device)
+    log.info("loaders: harness %.0f augmented img/s, reference %.0f img/s", harness, reference)
+    return {"harness_images_per_s": round(harness, 1), "reference_images_per_s": round(reference, 1)}
+
+
+def switch_rows(overrides, arch, depth, batch_size, names, train, test, warmup, steps) -> list[dict]:
+    """Harness step time with each switch on its own, relative to the configured path."""
+    total = warmup + steps
+    base_cfg = bench_config(overrides, arch, depth, batch_size, total)
+    base = harness_timer(base_cfg, train, test, warmup, steps).step_s
+    rows = [{"switch": "(as configured)", "ms": round(1e3 * base, 3), "speedup": 1.0}]
+    for name in names:
+        if name in CUDA_ONLY and bench_device(base_cfg).type != "cuda":
+            rows.append({"switch": name, "skipped": CUDA_ONLY[name]})
+            continue
+        cfg = bench_config([*overrides, *SWITCHES[name]], arch, depth, batch_size, total)
+        step_s = harness_timer(cfg, train, test, warmup, steps).step_s
+        rows.append({"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3)})
+        log.info("switch %-16s %8.2f ms/step (x%.2f)", name, 1e3 * step_s, base / step_s)
+    return rows
+
+
+def shared_worker(overrides, arch, depth, batch_size, train_size, warmup, steps, threads, barrier) -> tuple[float, float]:
+    """One of several harness runs sharing the device, in its own process: its timed window."""
+    torch.set_num_threads(threads)
+    quiet_lightning()
+    cfg = bench_config(overrides, arch, depth, batch_size, warmup + steps)
+    timer = harness_timer(cfg, synthetic_split(train_size), synthetic_split(1000, seed=1), warmup, steps, barrier)
+    return timer.started, timer.ended
+
+
+def shared_row(overrides, arch, depth, batch_size, train_size, warmup, steps, processes, single_s) -> dict:
+    """Aggregate throughput of `processes` harness runs at once, over the span that covers all their timed windows."""
+    threads = max(1, torch.get_num_threads() // processes)
+    spawn = get_context("spawn")
+    with spawn.Manager() as manager, ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+        args = (overrides, arch, depth, batch_size, train_size, warmup, steps, threads, manager.Barrier(processes))
+        windows = list(pool.map(shared_worker, *zip(*[args] * processes)))
+    span = max(end for _, end in windows) - min(start for start, _ in windows)
+    aggregate = processes * steps * batch_size / span
+    single = batch_size / single_s
+    log.info("%d runs sharing the device: %.0f img/s together (one alone: %.0f)", processes, aggregate, single)
+    return {"processes": processes, "threads_each": threads, "aggregate_images_per_s": round(aggregate, 1),
+            "single_images_per_s": round(single, 1), "gain": round(aggregate / single, 2)}
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9.=_]+", "-", text.lower()).strip("-")
+
+
+def output_paths(out_root: Path, device_name: str, overrides: list[str]) -> tuple[Path, Path]:
+    stem = "bench" + (f"-{slug('_'.join(overrides))}" if overrides else "")
+    folder = out_root / slug(device_name)
+    return folder / f"{stem}.json", folder / f"{stem}.md"
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# Benchmark on {report['device']}", "", f"Command: `{report['command']}`  ",
+             f"Settings: {json.dumps(report['settings'])}  ", f"Versions: {json.dumps(report['versions'])}  ",
+             f"Git: {report['git']['commit']}{' (uncommitted changes)' if report['git']['dirty'] else ''}", "", "## Time per training step", ""]
+    lines += table(report["networks"])
+    if report.get("loaders"):
+        lines += ["", "## Data loaders alone (images/s)", ""] + table([report["loaders"]])
+    if report.get("switches"):
+        lines += ["", f"## Speed switches, one at a time ({report['switch_network']}, harness path)", ""]
+        lines += table(report["switches"])
+    if report.get("shared"):
+        lines += ["", f"## Runs sharing the device ({report['switch_network']}, harness path)", ""]
+        lines += table([report["shared"]])
+    return "\n".join(lines) + "\n"
+
+
+def table(rows: list[dict]) -> list[str]:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(column, "")) for column in columns) + " |" for row in rows]
+    return lines
+
+
+def print_table(rows: list[dict]) -> None:
+    print("\n".join(table(rows)))
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m degradation.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="config overrides for the harness and bare paths, e.g. trainer.precision=bf16-mixed")
+    parser.add_argument("--archs", default="plain,resnet")
+    parser.add_argument("--depths", default="20,32,44,56,110")
+    parser.add_argument("--paths", default="harness,reference,bare")
+    parser.add_argument("--switches", default="all", help="comma list of " + ", ".join(SWITCHES) + "; all or none")
+    parser.add_argument("--share", type=int, default=2, help="harness runs sharing the device at once; 0 skips")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 30 on GPU, 3 on CPU)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on GPU, 10 on CPU)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--train-size", type=int, default=50_000, help="synthetic training images")
+    parser.add_argument("--out", type=Path, default=Path("experiments/bench"))
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    def require(ok: bool, message: str) -> None:
+        if not ok:
+            raise UserError(message)
+
+    require(set(args.paths.split(",")) <= {"harness", "reference", "bare"}, f"--paths: harness, reference or bare, got {args.paths}")
+    names = [] if args.switches == "none" else list(SWITCHES) if args.switches == "all" else args.switches.split(",")
+    require(set(names) <= set(SWITCHES), f"--switches: all, none or some of {', '.join(SWITCHES)}; got {args.switches}")
+    args.switches = names
+    require(args.warmup >= 1 and args.steps >= 1, "--warmup and --steps must be >= 1")
+    fixed = [o for o in args.overrides if o.split("=")[0].lstrip("+~") in ("model", "model.depth", "data.batch_size")]
+    require(not fixed, f"{fixed[0] if fixed else ''}: choose networks with --archs/--depths and the batch with --batch-size")
+    require(args.batch_size >= 1 and args.train_size >= args.batch_size, "--train-size must hold at least one batch")
+
+
+def run(args: argparse.Namespace) -> dict:
+    archs, depths = args.archs.split(","), [int(depth) for depth in args.depths.split(",")]
+    paths, total = args.paths.split(","), args.warmup + args.steps
+    train, test = synthetic_split(args.train_size), synthetic_split(1000, seed=1)
+    networks = []
+    for depth in depths:
+        for arch in archs:
+            cfg = bench_config(args.overrides, arch, depth, args.batch_size, total)
+            networks.append(network_row(cfg, measure_paths(cfg, paths, train, test, args.warmup, args.steps)))
+    first = bench_config(args.overrides, "resnet", depths[0], args.batch_size, total)
+    device = bench_device(first)
+    report = {
+        "device": provenance.device_name(device),
+        "command": " ".join(["python -m degradation.bench", *sys.argv[1:]]),
+        "settings": {"warmup": args.warmup, "steps": args.steps, "batch_size": args.batch_size,
+                     "train_size": args.train_size, "overrides": args.overrides,
+                     "precision": first.trainer.precision, "speed": OmegaConf.to_container(first.speed),
+                     "torch_threads": torch.get_num_threads()},
+        "versions": provenance.library_versions(),
+        "git": provenance.git_commit(),
+        "networks": networks,
+        "loaders": loader_images_per_s(train, device, args.batch_size),
+        "switch_network": f"resnet-{depths[0]}",
+    }
+    common = (args.overrides, "resnet", depths[0], args.batch_size)
+    if args.switches:
+        report["switches"] = switch_rows(*common, args.switches, train, test, args.warmup, args.steps)
+    if args.share > 1:
+        single_s = harness_timer(first, train, test, args.warmup, args.steps).step_s
+        report["shared"] = shared_row(*common, args.train_size, args.warmup, args.steps, args.share, single_s)
+    return report
+
+
+def quiet_lightning() -> None:
+    """No per-fit banners or warnings about the short timing runs between the table's lines."""
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*(number of training batches|LeafSpec).*")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_lightning()
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    on_gpu = torch.cuda.is_available()
+    args.warmup = (30 if on_gpu else 3) if args.warmup is None else args.warmup
+    args.steps = (200 if on_gpu else 10) if args.steps is None else args.steps
+    try:
+        check_args(args)
+        report = run(args)
+    except (UserError, HydraException, OmegaConfBaseException) as error:
+        exit_with(error)
+    json_path, md_path = output_paths(args.out, report["device"], args.overrides)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(markdown(report))
+    print_table(report["networks"])
+    print(f"wrote {json_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""The two loops the benchmark sets the harness against, timed over steps after a warm-up.
+
+reference: what common CIFAR reproductions do — torchvision's CIFAR10 dataset with PIL transforms
+    (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize), a DataLoader with workers
+    and pinned memory, SGD, and the loss read to the host (`.item()`) after every step.
+bare: plain PyTorch on batches already on the device, with the same speed switches as the harness
+    and no framework at all: the floor of framework and data overhead.
+"""
+
+import os
+import time
+from contextlib import nullcontext
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import CIFAR10, VisionDataset
+
+from degradation.data import Split
+from degradation.models import CifarNet
+
+# The channel statistics common reproductions normalise with.
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer:
+    """Seconds per step over `steps` steps that follow `warmup` (>= 1) untimed ones; call tick() after each step."""
+
+    def __init__(self, warmup: int, steps: int, device: torch.device):
+        self.warmup, self.steps, self.device = warmup, steps, device
+        self.done, self.started, self.ended = 0, None, None
+
+    def tick(self) -> bool:
+        """Counts a finished step; True once the timed steps are done."""
+        self.done += 1
+        if self.done in (self.warmup, self.warmup + self.steps):
+            synchronize(self.device)
+            now = time.perf_counter()
+            if self.done == self.warmup:
+                self.started = now
+            else:
+                self.ended = now  # perf_counter is system-wide on Linux: comparable across processes
+        return self.finished
+
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
+
+    @property
+    def step_s(self) -> float:
+        return (self.ended - self.started) / self.steps
+
+
+class SyntheticCIFAR10(CIFAR10):
+    """torchvision's CIFAR10 — its own __getitem__ (numpy HWC -> PIL -> transforms) — over given images."""
+
+    def __init__(self, split: Split, transform):
+        VisionDataset.__init__(self, root="", transform=transform)  # no files to find or checksum
+        self.train = True
+        self.data = split.images.permute(0, 2, 3, 1).contiguous().numpy()  # HWC uint8, as CIFAR10 stores it
+        self.targets = split.labels.tolist()
+
+
+def reference_loader(split: Split, batch_size: int, device: torch.device, workers: int | None = None) -> DataLoader:
+    augment = transforms.Compose([
+        transforms.RandomCrop(32, padding=4),
+        transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(),
+        transforms.Normalize(CIFAR_MEAN, CIFAR_STD),
+    ])
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    return DataLoader(
+        SyntheticCIFAR10(split, augment),
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
+
+
+def endless(loader):
+    while True:
+        yield from loader
+
+
+def reference_step_s(net_args: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> float:
+    net = CifarNet(**net_args).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    timer, running_loss = StepTimer(warmup, steps, device), 0.0
+    for images, labels in endless(reference_loader(split, batch_size, device)):
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        loss = F.cross_entropy(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running_loss += loss.item()  # the per-step host sync of loops that print or average the loss
+        if timer.tick():
+            return timer.step_s
+
+
+def bare_step_s(net_args: dict, speed: dict, precision: str, batch_size: int, device, warmup: int, steps: int) -> float:
+    """No data pipeline, no framework: the same network, switches and optimizer on ready-made device batches.
+
+    Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
+    """
+    net = CifarNet(**net_args).to(device)
+    layout = torch.channels_last if speed["channels_last"] else torch.contiguous_format
+    net.to(memory_format=layout)
+    if speed["compile"] or (speed["cuda_graphs"] and device.type == "cuda"):
+        net.compile(mode="reduce-overhead" if speed["cuda_graphs"] and device.type == "cuda" else None)
+    optimizer = torch.optim.SGD(
+        net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=speed["fused_sgd"] or None
+    )
+    torch.backends.cudnn.benchmark = speed["cudnn_benchmark"]
+    batches = [
+        (torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=layout),
+         torch.randint(0, 10, (batch_size,), device=device))
+        for _ in range(4)
+    ]
+    dtype = AUTOCAST_DTYPES.get(precision)
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+    timer = StepTimer(warmup, steps, device)
+    while True:
+        images, labels = batches[timer.done % len(batches)]
+        with autocast:
+            loss = F.cross_entropy(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if timer.tick():
+            return timer.step_s
+
+
+def reference_loader_images_per_s(split: Split, batch_size: int, device, warmup: int = 2, batches: int = 20) -> float:
+    """The reference DataLoader alone, delivering batches to the device."""
+    timer = StepTimer(warmup, batches, device)
+    for images, labels in endless(reference_loader(split, batch_size, device)):
+        images.to(device, non_blocking=True)
+        if timer.tick():
+            return batch_size / timer.step_s

@@ -1,0 +1,44 @@
+"""`python -m degradation.bench` end to end on CPU at a tiny size."""
+
+import json
+import subprocess
+import sys
+
+from conftest import subprocess_env
+
+TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--batch-size", "16", "--train-size", "256"]
+
+
+def bench(tmp_path, *args):
+    return subprocess.run([sys.executable, "-m", "degradation.bench", *TINY_BENCH, "--out", str(tmp_path), *args],
+                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
+    result = bench(tmp_path, "--switches", "channels_last,cuda_graphs", "--share", "2", "speed.fused_sgd=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    [report_path] = tmp_path.glob("cpu-*/bench-speed.fused_sgd=true.json")
+    report = json.loads(report_path.read_text())
+    assert report["settings"]["speed"]["fused_sgd"] is True and report["versions"]["torch"]
+    assert [(row["arch"], row["depth"]) for row in report["networks"]] == [("plain", 8), ("resnet", 8)]
+    for row in report["networks"]:
+        for path in ("harness", "reference", "bare"):
+            assert row[f"{path}_ms"] > 0 and row[f"{path}_images_per_s"] > 0
+        assert row["speedup_vs_reference"] == round(row["reference_ms"] / row["harness_ms"], 2)
+    assert report["loaders"]["harness_images_per_s"] > 0 and report["loaders"]["reference_images_per_s"] > 0
+    switches = {row["switch"]: row for row in report["switches"]}
+    assert switches["channels_last"]["ms"] > 0 and "CUDA" in switches["cuda_graphs"]["skipped"]
+    assert report["shared"]["processes"] == 2 and report["shared"]["aggregate_images_per_s"] > 0
+    markdown = report_path.with_suffix(".md").read_text()
+    assert "| resnet | 8 | 75290 |" in markdown and "## Speed switches" in markdown
+    assert "| arch | depth |" in result.stdout  # the table is printed too
+
+
+def test_bad_bench_input_ends_with_one_line(tmp_path):
+    result = bench(tmp_path, "--switches", "warp_drive")
+    assert result.returncode == 2 and result.stderr.strip().startswith("error: --switches")
+    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("cpu-*"))
+    result = bench(tmp_path, "--depths", "7")
+    assert result.returncode == 2 and "model.depth must be 6n+2" in result.stderr
+    result = bench(tmp_path, "model.depth=20")
+    assert result.returncode == 2 and "choose networks with --archs/--depths" in result.stderr
