@@ -6,7 +6,7 @@ import sys
 
 from conftest import subprocess_env
 
-TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--batch-size", "16", "--train-size", "256"]
+TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "16", "--train-size", "256"]
 
 
 def bench(tmp_path, *args):

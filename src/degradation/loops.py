@@ -8,6 +8,7 @@ bare: plain PyTorch on batches already on the device, with the same speed switch
 """
 
 import os
+import statistics
 import time
 from contextlib import nullcontext
 
@@ -31,31 +32,37 @@ def synchronize(device: torch.device) -> None:
 
 
 class StepTimer:
-    """Seconds per step over `steps` steps that follow `warmup` (>= 1) untimed ones; call tick() after each step."""
+    """Time per step over `steps` steps that follow `warmup` (>= 1) untimed ones; call tick() after each step.
+
+    On a GPU: the mean over the timed window, synchronised only at its ends (a sync per step would
+    change what is measured). On a CPU every step is synchronous anyway: the median step, so that a
+    hiccup of a shared machine does not count.
+    """
 
     def __init__(self, warmup: int, steps: int, device: torch.device):
         self.warmup, self.steps, self.device = warmup, steps, device
         self.done, self.started, self.ended = 0, None, None
+        self.ticks: list[float] = []
 
     def tick(self) -> bool:
         """Counts a finished step; True once the timed steps are done."""
         self.done += 1
-        if self.done in (self.warmup, self.warmup + self.steps):
-            synchronize(self.device)
-            now = time.perf_counter()
-            if self.done == self.warmup:
-                self.started = now
-            else:
-                self.ended = now  # perf_counter is system-wide on Linux: comparable across processes
+        if self.warmup <= self.done <= self.warmup + self.steps:
+            if self.done in (self.warmup, self.warmup + self.steps):
+                synchronize(self.device)
+            self.ticks.append(time.perf_counter())  # perf_counter is system-wide on Linux: comparable across processes
+            self.started, self.ended = self.ticks[0], (self.ticks[-1] if self.done > self.warmup else None)
         return self.finished
 
     @property
     def finished(self) -> bool:
-        return self.ended is not None
+        return self.ended is not None and len(self.ticks) == self.steps + 1
 
     @property
     def step_s(self) -> float:
-        return (self.ended - self.started) / self.steps
+        if self.device.type == "cuda":
+            return (self.ended - self.started) / self.steps
+        return statistics.median(later - earlier for earlier, later in zip(self.ticks, self.ticks[1:]))
 
 
 class SyntheticCIFAR10(CIFAR10):
