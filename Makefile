@@ -26,7 +26,7 @@ FIGURE_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow train sweep-cifar sweep-quick figures bench wandb-sync clean-runs
+.PHONY: help install test test-slow train sweep-cifar sweep-resnets sweep-quick figures bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ train: install ## train one network: make train ARGS="model=plain model.depth=56
 
 sweep-cifar: install ## the paper grid {plain,resnet} x {20,32,44,56,110}; vars SEEDS DEPTHS ARCHS LAUNCHER JOBS NAME EXTRA DRY=1
 	$(PYTHON) -m degradation.train experiment=sweep_cifar $(SWEEP_ARGS)
+
+sweep-resnets: install ## {plain,residual} x {ResNet-18,34,50} adapted to CIFAR (same vars; ARCHS=resnet18,resnet50)
+	$(PYTHON) -m degradation.train experiment=sweep_imagenet_resnets $(SWEEP_ARGS)
 
 sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
 	$(PYTHON) -m degradation.train experiment=sweep_quick $(SWEEP_ARGS)

@@ -4,6 +4,9 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from degradation import bench as degradation_bench
 from conftest import subprocess_env
 
 TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "16", "--train-size", "256"]
@@ -30,15 +33,19 @@ def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     assert switches["channels_last"]["ms"] > 0 and "CUDA" in switches["cuda_graphs"]["skipped"]
     assert report["shared"]["processes"] == 2 and report["shared"]["aggregate_images_per_s"] > 0
     markdown = report_path.with_suffix(".md").read_text()
-    assert "| resnet | 8 | 75290 |" in markdown and "## Speed switches" in markdown
-    assert "| arch | depth |" in result.stdout  # the table is printed too
+    assert "| resnet | cifar | 8 | 75290 |" in markdown and "## Speed switches" in markdown
+    assert "| arch | family | depth |" in result.stdout  # the table is printed too
 
 
-def test_bad_bench_input_ends_with_one_line(tmp_path):
-    result = bench(tmp_path, "--switches", "warp_drive")
-    assert result.returncode == 2 and result.stderr.strip().startswith("error: --switches")
-    assert len(result.stderr.strip().splitlines()) == 1 and not list(tmp_path.glob("cpu-*"))
-    result = bench(tmp_path, "--depths", "7")
-    assert result.returncode == 2 and "model.depth must be 6n+2" in result.stderr
-    result = bench(tmp_path, "model.depth=20")
-    assert result.returncode == 2 and "choose networks with --archs/--depths" in result.stderr
+@pytest.mark.parametrize("args, words", [
+    (["--switches", "warp_drive"], "error: --switches: all, none or some of"),
+    (["--depths", "7"], "model.depth must be 6n+2"),
+    (["model.depth=20"], "choose networks with --archs/--depths"),
+    (["--archs", "vgg"], "available: plain, resnet"),
+])
+def test_bad_bench_input_ends_with_one_line(tmp_path, capsys, args, words):
+    with pytest.raises(SystemExit) as exit_info:
+        degradation_bench.main([*TINY_BENCH, "--out", str(tmp_path), *args])
+    stderr = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1 and words in stderr
+    assert not list(tmp_path.glob("cpu-*"))

@@ -59,3 +59,39 @@ def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes
     old = {"optim": {"lr": 0.1}, "data": {"root": "a", "batch_size": 128}}
     new = {"optim": {"lr": 0.05}, "data": {"root": "b", "batch_size": 128}}
     assert config_differences(old, new) == ["optim.lr: 0.1 -> 0.05"]
+
+
+@pytest.mark.parametrize("model, depth, params", [("resnet18", 18, 11_173_962), ("resnet34", 34, 21_282_122),
+                                                   ("resnet50", 50, 23_520_842)])
+def test_imagenet_style_models_compose_and_residual_false_names_the_plain_twin(model, depth, params):
+    residual, plain = compose_config(f"model={model}"), compose_config(f"model={model}", "model.residual=false")
+    assert (residual.model.family, residual.model.depth, residual.model.arch) == ("imagenet", depth, "resnet")
+    assert (plain.model.arch, plain.model.residual) == ("plain", False)  # runs land in plain-<depth>/
+    assert (residual.model.stride_in, residual.model.residual_scale) == ("3x3", 1.0)
+    check_config(residual)
+    check_config(plain)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["model=resnet18", "model.depth=20"], "model.depth must be one of 18, 34, 50, 101, 152 for family imagenet"),
+        (["model=resnet50", "model.shortcut=A"], "model.shortcut must be B"),
+        (["model=resnet50", "model.stride_in=2x2"], "model.stride_in must be one of 3x3, 1x1"),
+        (["model.residual_scale=-1"], "model.residual_scale must be a number >= 0"),
+        (["model.family=vit"], "model.family must be one of cifar, imagenet"),
+    ],
+)
+def test_bad_model_choices_are_refused_with_the_key_named(overrides, message):
+    with pytest.raises(UserError, match=message):
+        check_config(compose_config(*overrides))
+
+
+def test_runs_recorded_before_a_key_existed_still_match_the_same_command():
+    new = {"model": {"depth": 20, "family": "cifar", "residual_scale": 1.0, "stride_in": "3x3"},
+           "speed": {"compile": False, "channels_last": False}}
+    old = {"model": {"depth": 20}}
+    assert config_differences(old, new) == []
+    faster = {**new, "speed": {"compile": True, "channels_last": False}}
+    assert config_differences(old, faster) == ["speed.compile: None -> True"]
+    assert config_differences({"model": {"depth": 20, "family": "imagenet"}}, new) == ["model.family: 'imagenet' -> 'cifar'"]

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from degradation.models import BasicBlock, CifarNet, InvalidDepthError, ZeroPadShortcut, count_parameters
+from degradation.networks import build_net
 
 PAPER_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
 OPTION_B_EXTRA = 2_752
@@ -65,3 +66,61 @@ def test_convs_have_no_bias_and_he_normal_weights():
     assert convs and all(conv.bias is None for conv in convs)
     widest = convs[-1].weight  # 64 x 64 x 3 x 3: fan_in = 576
     assert widest.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.05)
+
+
+# --- the ImageNet-style ResNets adapted to CIFAR ------------------------------------------------
+
+IMAGENET_STYLE_PARAMS = {18: 11_173_962, 34: 21_282_122, 50: 23_520_842}
+
+
+@pytest.mark.parametrize("depth", sorted(IMAGENET_STYLE_PARAMS))
+def test_imagenet_style_resnets_have_the_published_parameter_counts_and_their_plain_twins_lack_the_projections(depth):
+    residual = build_net(family="imagenet", depth=depth, residual=True)
+    plain = build_net(family="imagenet", depth=depth, residual=False)
+    assert count_parameters(residual) == IMAGENET_STYLE_PARAMS[depth]
+    projections = [m for m in residual.modules() if isinstance(m, nn.Sequential) and len(m) == 2
+                   and isinstance(m[0], nn.Conv2d) and m[0].kernel_size == (1, 1)]
+    assert projections and count_parameters(plain) == IMAGENET_STYLE_PARAMS[depth] - sum(map(count_parameters, projections))
+    # Same layers, shortcuts removed: the plain twin's parameters are the residual net's minus the shortcuts'.
+    plain_names = [(name, p.shape) for name, p in plain.named_parameters()]
+    assert plain_names == [(name, p.shape) for name, p in residual.named_parameters() if ".shortcut." not in name]
+
+
+@pytest.mark.parametrize("depth", sorted(IMAGENET_STYLE_PARAMS))
+def test_imagenet_style_resnets_map_cifar_images_to_logits_through_a_3x3_stem_without_max_pool(depth):
+    net = build_net(family="imagenet", depth=depth, residual=True)
+    assert net.conv.kernel_size == (3, 3) and net.conv.stride == (1, 1) and net.conv.out_channels == 64
+    assert not any(isinstance(m, nn.MaxPool2d) for m in net.modules())
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert net.fc.in_features == (2048 if depth == 50 else 512)
+
+
+def test_stride_in_puts_a_bottlenecks_stride_on_its_3x3_conv_or_its_first_1x1_conv():
+    v15 = build_net(family="imagenet", depth=50, residual=True, stride_in="3x3").blocks[3]  # first block of stage 2
+    original = build_net(family="imagenet", depth=50, residual=True, stride_in="1x1").blocks[3]
+    assert (v15.conv1.stride, v15.conv2.stride) == ((1, 1), (2, 2))
+    assert (original.conv1.stride, original.conv2.stride) == ((2, 2), (1, 1))
+    assert v15.shortcut[0].stride == original.shortcut[0].stride == (2, 2)
+    x = torch.randn(1, 256, 32, 32)
+    assert v15(x).shape == original(x).shape == (1, 512, 16, 16)
+
+
+def branch_of(block, x):
+    """F(x): the block's layers up to the addition, written out."""
+    out = torch.relu(block.bn1(block.conv1(x)))
+    if hasattr(block, "conv3"):  # bottleneck
+        return block.bn3(block.conv3(torch.relu(block.bn2(block.conv2(out)))))
+    return block.bn2(block.conv2(out))
+
+
+@pytest.mark.parametrize("family, depth", [("cifar", 14), ("imagenet", 18), ("imagenet", 50)])
+def test_residual_scale_multiplies_the_branch_before_the_addition(family, depth):
+    block = build_net(family=family, depth=depth, residual=True, residual_scale=0.25).blocks[1].eval()
+    plain = build_net(family=family, depth=depth, residual=False, residual_scale=0.25).blocks[1].eval()
+    plain.load_state_dict(block.state_dict())
+    x = torch.randn(2, block.conv1.in_channels, 8, 8)
+    with torch.no_grad():
+        branch = branch_of(block, x)
+        assert torch.allclose(block(x), torch.relu(x + 0.25 * branch), atol=1e-6)  # identity shortcut here
+        assert torch.allclose(plain(x), torch.relu(0.25 * branch), atol=1e-6)  # the twin: no shortcut
+        assert not torch.allclose(block(x), torch.relu(x + branch), atol=1e-3)

@@ -1,7 +1,6 @@
 import time
 
 import numpy as np
-import pytest
 
 from degradation import figures
 from degradation.results import STEP_KEY, load_sweep, load_wandb_sweep

@@ -100,3 +100,22 @@ def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_trainin
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert read_responses(run.path) == pytest.approx(written, rel=1e-6)
+
+
+@pytest.mark.parametrize("model, residual", [("resnet18", "true"), ("resnet34", "false"), ("resnet50", "true")])
+def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fake_cifar_root, model, residual):
+    arch, depth = ("resnet" if residual == "true" else "plain"), int(model.removeprefix("resnet"))
+    tiny_but_deep = [arg for arg in TINY_RUN if not arg.startswith(("model.depth=", "data.batch_size="))]
+    result = run_train(*tiny_but_deep, f"data.root={fake_cifar_root}", f"model={model}", f"model.residual={residual}",
+                       "data.batch_size=4", "trainer.max_steps=3", "trainer.eval_every=3", "model.stride_in=1x1",
+                       "model.residual_scale=0.5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = RunDir(tmp_path / f"runs/default/{arch}-{depth}/seed=0")
+    summary = run.read_summary()
+    assert (summary["status"], summary["steps"], summary["family"], summary["depth"]) == ("completed", 3, "imagenet", depth)
+    if residual == "true":
+        assert summary["params"] == summary["residual_twin_params"]
+    else:  # the plain twin's summary states what the projections would have added
+        assert summary["params"] < summary["residual_twin_params"]
+    # Figure 7's layers: the stem, two 3x3 convs per basic block, one per bottleneck.
+    assert len(read_responses(run.path)) == {18: 1 + 2 * 8, 34: 1 + 2 * 16, 50: 1 + 16}[depth]

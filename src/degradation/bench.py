@@ -34,11 +34,13 @@ from degradation.callbacks import TrainTimer
 from degradation.config import check_config
 from degradation.data import CifarLoader, Split, mean_image
 from degradation.errors import UserError
-from degradation.models import CifarNet, count_parameters
+from degradation.models import count_parameters
+from degradation.networks import build_net
 from degradation.rundir import RunDir
-from degradation.train import CONFIG_DIR, build_datamodule, build_module, build_trainer, exit_with
+from degradation.train import CONFIG_DIR, build_datamodule, build_module, build_trainer, exit_with, net_args
 
 PAPER_STEPS = 64_000
+DEFAULT_ARCHS = "plain,resnet"
 TEST_SIZE = 256  # the harness evaluates once, after its timed steps; kept small so that costs little
 SWITCHES = {  # what each row of the switch table overrides, relative to the configured path
     "channels_last": ["speed.channels_last=true"],
@@ -57,25 +59,37 @@ log = logging.getLogger("degradation.bench")
 # --- configs and synthetic data ---------------------------------------------------------------
 
 
-def bench_config(overrides: list[str], arch: str, depth: int, batch_size: int, total_steps: int) -> DictConfig:
-    """The real config tree with the user's overrides, sized for a timing run."""
-    timing = [f"model={arch}", f"model.depth={depth}", f"data.batch_size={batch_size}",
-              f"trainer.max_steps={total_steps}", f"trainer.eval_every={total_steps}", "trainer.progress_bar=false"]
+def compose_config(overrides: list[str]) -> DictConfig:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        cfg = compose(config_name="train", overrides=[*overrides, *timing])
+        return compose(config_name="train", overrides=overrides)
+
+
+def bench_config(overrides: list[str], network: list[str], batch_size: int, total_steps: int) -> DictConfig:
+    """The real config tree with the user's overrides for one network, sized for a timing run."""
+    timing = [f"data.batch_size={batch_size}", f"trainer.max_steps={total_steps}",
+              f"trainer.eval_every={total_steps}", "trainer.progress_bar=false"]
+    cfg = compose_config([*network, *overrides, *timing])
     check_config(cfg)
     return cfg
+
+
+def networks(archs: list[str], depths: list[int]) -> list[list[str]]:
+    """Model overrides of each network to time: the paper's family at every depth, depth by depth;
+    other families (model=resnet18 ...) at their own depth. `<model>:plain` is a model's plain twin."""
+    by_family = {"cifar": [], "other": []}
+    for arch in archs:
+        model, _, twin = arch.partition(":")
+        base = [f"model={model}"] + (["model.residual=false"] if twin == "plain" else [])
+        family = compose_config(base).model.family
+        by_family["cifar" if family == "cifar" else "other"].append(base)
+    cifar = [[*base, f"model.depth={depth}"] for depth in depths for base in by_family["cifar"]]
+    return cifar + by_family["other"]
 
 
 def synthetic_split(size: int, seed: int = 0) -> Split:
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (size, 3, 32, 32), dtype=torch.uint8, generator=generator)
     return Split(images, torch.randint(0, 10, (size,), generator=generator))
-
-
-def net_args(cfg: DictConfig) -> dict:
-    model = cfg.model
-    return dict(depth=model.depth, residual=model.residual, shortcut=model.shortcut, init_mode=model.init_mode)
 
 
 def bench_device(cfg: DictConfig) -> torch.device:
@@ -135,8 +149,9 @@ def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
     batch_size = cfg.data.batch_size
     row = {
         "arch": cfg.model.arch,
+        "family": cfg.model.family,
         "depth": cfg.model.depth,
-        "params": count_parameters(CifarNet(**net_args(cfg))),
+        "params": count_parameters(build_net(**net_args(cfg))),
         **{f"{path}_ms": round(1e3 * s, 3) for path, s in step_s.items()},
         **{f"{path}_images_per_s": round(batch_size / s, 1) for path, s in step_s.items()},
     }
@@ -168,38 +183,38 @@ def loader_images_per_s(train: Split, device: torch.device, batch_size: int) -> 
     return {"harness_images_per_s": round(harness, 1), "reference_images_per_s": round(reference, 1)}
 
 
-def switch_rows(overrides, arch, depth, batch_size, names, train, test, warmup, steps) -> list[dict]:
+def switch_rows(overrides, network, batch_size, names, train, test, warmup, steps) -> list[dict]:
     """Harness step time with each switch on its own, relative to the configured path."""
     total = warmup + steps
-    base_cfg = bench_config(overrides, arch, depth, batch_size, total)
+    base_cfg = bench_config(overrides, network, batch_size, total)
     base = harness_timer(base_cfg, train, test, warmup, steps).step_s
     rows = [{"switch": "(as configured)", "ms": round(1e3 * base, 3), "speedup": 1.0}]
     for name in names:
         if name in CUDA_ONLY and bench_device(base_cfg).type != "cuda":
             rows.append({"switch": name, "skipped": CUDA_ONLY[name]})
             continue
-        cfg = bench_config([*overrides, *SWITCHES[name]], arch, depth, batch_size, total)
+        cfg = bench_config([*overrides, *SWITCHES[name]], network, batch_size, total)
         step_s = harness_timer(cfg, train, test, warmup, steps).step_s
         rows.append({"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3)})
         log.info("switch %-16s %8.2f ms/step (x%.2f)", name, 1e3 * step_s, base / step_s)
     return rows
 
 
-def shared_worker(overrides, arch, depth, batch_size, train_size, warmup, steps, threads, barrier) -> tuple[float, float]:
+def shared_worker(overrides, network, batch_size, train_size, warmup, steps, threads, barrier) -> tuple[float, float]:
     """One of several harness runs sharing the device, in its own process: its timed window."""
     torch.set_num_threads(threads)
     quiet_lightning()
-    cfg = bench_config(overrides, arch, depth, batch_size, warmup + steps)
+    cfg = bench_config(overrides, network, batch_size, warmup + steps)
     timer = harness_timer(cfg, synthetic_split(train_size), synthetic_split(TEST_SIZE, seed=1), warmup, steps, barrier)
     return timer.started, timer.ended
 
 
-def shared_row(overrides, arch, depth, batch_size, train_size, warmup, steps, processes, single_s) -> dict:
+def shared_row(overrides, network, batch_size, train_size, warmup, steps, processes, single_s) -> dict:
     """Aggregate throughput of `processes` harness runs at once, over the span that covers all their timed windows."""
     threads = max(1, torch.get_num_threads() // processes)
     spawn = get_context("spawn")
     with spawn.Manager() as manager, ProcessPoolExecutor(processes, mp_context=spawn) as pool:
-        args = (overrides, arch, depth, batch_size, train_size, warmup, steps, threads, manager.Barrier(processes))
+        args = (overrides, network, batch_size, train_size, warmup, steps, threads, manager.Barrier(processes))
         windows = list(pool.map(shared_worker, *zip(*[args] * processes)))
     span = max(end for _, end in windows) - min(start for start, _ in windows)
     aggregate = processes * steps * batch_size / span
@@ -216,8 +231,10 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.=_]+", "-", text.lower()).strip("-")
 
 
-def output_paths(out_root: Path, device_name: str, overrides: list[str]) -> tuple[Path, Path]:
-    stem = "bench" + (f"-{slug('_'.join(overrides))}" if overrides else "")
+def output_paths(out_root: Path, device_name: str, archs: str, overrides: list[str]) -> tuple[Path, Path]:
+    """bench.json for the default networks and config; other choices get their own file, named by them."""
+    named = ([archs] if archs != DEFAULT_ARCHS else []) + overrides
+    stem = "_".join(["bench", *map(slug, named)]).replace("_", "-", 1)
     folder = out_root / slug(device_name)
     return folder / f"{stem}.json", folder / f"{stem}.md"
 
@@ -255,7 +272,8 @@ def print_table(rows: list[dict]) -> None:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m degradation.bench", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="config overrides for the harness and bare paths, e.g. trainer.precision=bf16-mixed")
-    parser.add_argument("--archs", default="plain,resnet")
+    parser.add_argument("--archs", default=DEFAULT_ARCHS,
+                        help="model configs, e.g. plain,resnet or resnet18,resnet18:plain (the plain twin)")
     parser.add_argument("--depths", default="20,32,44,56,110")
     parser.add_argument("--paths", default="harness,reference,bare")
     parser.add_argument("--switches", default="all", help="comma list of " + ", ".join(SWITCHES) + "; all or none")
@@ -285,16 +303,15 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    archs, depths = args.archs.split(","), [int(depth) for depth in args.depths.split(",")]
     paths, total = args.paths.split(","), args.warmup + args.steps
     train, test = synthetic_split(args.train_size), synthetic_split(TEST_SIZE, seed=1)
-    networks = []
-    for depth in depths:
-        for arch in archs:
-            cfg = bench_config(args.overrides, arch, depth, args.batch_size, total)
-            step_s = measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds)
-            networks.append(network_row(cfg, step_s))
-    first = bench_config(args.overrides, "resnet", depths[0], args.batch_size, total)
+    timed = networks(args.archs.split(","), [int(depth) for depth in args.depths.split(",")])
+    configs = [bench_config(args.overrides, network, args.batch_size, total) for network in timed]
+    rows = [network_row(cfg, measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
+            for cfg in configs]
+    # Switches and sharing on the first residual network (the first network if there is none).
+    index = next((i for i, cfg in enumerate(configs) if cfg.model.residual), 0)
+    network, first = timed[index], configs[index]
     device = bench_device(first)
     report = {
         "device": provenance.device_name(device),
@@ -305,11 +322,11 @@ def run(args: argparse.Namespace) -> dict:
                      "torch_threads": torch.get_num_threads()},
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
-        "networks": networks,
+        "networks": rows,
         "loaders": loader_images_per_s(train, device, args.batch_size),
-        "switch_network": f"resnet-{depths[0]}",
+        "switch_network": f"{first.model.arch}-{first.model.depth}",
     }
-    common = (args.overrides, "resnet", depths[0], args.batch_size)
+    common = (args.overrides, network, args.batch_size)
     if args.switches:
         report["switches"] = switch_rows(*common, args.switches, train, test, args.warmup, args.steps)
     if args.share > 1:
@@ -337,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
         report = run(args)
     except (UserError, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
-    json_path, md_path = output_paths(args.out, report["device"], args.overrides)
+    json_path, md_path = output_paths(args.out, report["device"], args.archs, args.overrides)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(markdown(report))

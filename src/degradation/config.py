@@ -3,11 +3,16 @@
 Each failure is a UserError whose message names the key, what it must be and what it got.
 """
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from degradation.errors import UserError
+from degradation.imagenet_resnets import BLOCKS, STRIDE_IN, valid_depths
 from degradation.models import SHORTCUTS, InvalidDepthError, blocks_per_stage
+from degradation.networks import FAMILIES
 from degradation.tracking import MODES
+
+# model.arch follows model.residual, so `model=resnet18 model.residual=false` lands in plain-18/.
+OmegaConf.register_new_resolver("plain_or_resnet", lambda residual: "resnet" if residual else "plain", replace=True)
 
 WARMUP_CHOICES = ("auto", True, False)
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")  # Lightning's names
@@ -15,6 +20,14 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-t
 RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "data.eval_batch_size",
                 "trainer.accelerator", "trainer.devices", "trainer.progress_bar", "trainer.spread_gpus",
                 "dry_run")
+# Keys added after runs were first recorded, with the value every older run had: a run directory made
+# before a key existed is still resumed or skipped by the same command.
+ADDED_KEYS = {
+    "model.family": "cifar", "model.residual_scale": 1.0, "model.stride_in": "3x3",
+    **{f"speed.{key}": False for key in ("channels_last", "compile", "cuda_graphs", "fused_sgd",
+                                          "cudnn_benchmark", "sync_every_step")},
+}
+ABSENT = object()
 WARMUP_AUTO_MIN_DEPTH = 110  # the paper warms up ResNet-110 (and 1202); shallower nets start at 0.1
 
 
@@ -38,12 +51,25 @@ def check_config(cfg: DictConfig) -> None:
 
 
 def check_model(model: DictConfig) -> None:
-    try:
-        blocks_per_stage(model.depth)
-    except InvalidDepthError as error:
-        raise UserError(f"model.{error}") from None
-    require(model.shortcut in SHORTCUTS, "model.shortcut", f"one of {', '.join(SHORTCUTS)}", model.shortcut)
+    require(model.family in FAMILIES, "model.family", f"one of {', '.join(FAMILIES)}", model.family)
+    if model.family == "cifar":
+        try:
+            blocks_per_stage(model.depth)
+        except InvalidDepthError as error:
+            raise UserError(f"model.{error}") from None
+        require(model.shortcut in SHORTCUTS, "model.shortcut", f"one of {', '.join(SHORTCUTS)}", model.shortcut)
+    else:
+        require(model.depth in BLOCKS, "model.depth", f"one of {valid_depths()} for family imagenet", model.depth)
+        require(model.shortcut == "B", "model.shortcut", "B (projections) for family imagenet", model.shortcut)
     require(isinstance(model.residual, bool), "model.residual", "true or false", model.residual)
+    require(model.stride_in in STRIDE_IN, "model.stride_in", f"one of {', '.join(STRIDE_IN)}", model.stride_in)
+    require(
+        isinstance(model.residual_scale, (int, float)) and not isinstance(model.residual_scale, bool)
+        and model.residual_scale >= 0,
+        "model.residual_scale",
+        "a number >= 0",
+        model.residual_scale,
+    )
 
 
 def check_optim(optim: DictConfig) -> None:
@@ -123,9 +149,12 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         path = f"{prefix}{key}"
         if path in RUNTIME_KEYS:
             continue
-        before, after = old.get(key), new.get(key)
-        if isinstance(before, dict) and isinstance(after, dict):
-            changes += config_differences(before, after, prefix=f"{path}.")
+        before, after = old.get(key, ABSENT), new.get(key, ABSENT)
+        if isinstance(after, dict) and (isinstance(before, dict) or before is ABSENT):
+            changes += config_differences({} if before is ABSENT else before, after, prefix=f"{path}.")
+        elif before is ABSENT and ADDED_KEYS.get(path, ABSENT) == after:
+            continue
         elif before != after:
-            changes.append(f"{path}: {before!r} -> {after!r}")
+            show = lambda value: None if value is ABSENT else value  # noqa: E731
+            changes.append(f"{path}: {show(before)!r} -> {show(after)!r}")
     return changes

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 PAPER_YLIM = (0.0, 20.0)
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets (110: best of 5 runs; mean 6.61 +- 0.16).
 PAPER_RESNET_TEST_ERR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
-DEPTH_COLORS = {20: "#0072b2", 32: "#56b4e9", 44: "#009e73", 56: "#d62728", 110: "#000000", 1202: "#cc79a7"}
+DEPTH_COLORS = {20: "#0072b2", 32: "#56b4e9", 44: "#009e73", 56: "#d62728", 110: "#000000", 1202: "#cc79a7",
+                18: "#0072b2", 34: "#009e73", 50: "#d62728", 101: "#000000", 152: "#cc79a7"}  # ImageNet-style ResNets
 TRAIN_STYLE = dict(linestyle="--", linewidth=0.8)  # the paper: dashed thin = training error
 TEST_STYLE = dict(linestyle="-", linewidth=2.0)  # bold = test error
 TITLES = {"plain": "plain", "resnet": "ResNet"}

@@ -19,7 +19,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, VisionDataset
 
 from degradation.data import Split
-from degradation.models import CifarNet
+from degradation.networks import build_net
 
 # The channel statistics common reproductions normalise with.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -100,7 +100,7 @@ def endless(loader):
 
 
 def reference_step_s(net_args: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> float:
-    net = CifarNet(**net_args).to(device)
+    net = build_net(**net_args).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     timer, running_loss = StepTimer(warmup, steps, device), 0.0
     for images, labels in endless(reference_loader(split, batch_size, device)):
@@ -119,7 +119,7 @@ def bare_step_s(net_args: dict, speed: dict, precision: str, batch_size: int, de
 
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
     """
-    net = CifarNet(**net_args).to(device)
+    net = build_net(**net_args).to(device)
     layout = torch.channels_last if speed["channels_last"] else torch.contiguous_format
     net.to(memory_format=layout)
     if speed["compile"] or (speed["cuda_graphs"] and device.type == "cuda"):

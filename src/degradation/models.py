@@ -54,13 +54,16 @@ def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs, each followed by BN; the second ReLU comes after the addition.
+    """Two 3x3 convs, each followed by BN; the second ReLU comes after the addition: relu(x + a*F(x)).
 
-    With residual=False the block is the same two conv-BN-ReLU layers with no shortcut.
+    With residual=False the block is the same layers with no shortcut: relu(a*F(x)).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool, shortcut: str):
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, residual: bool, shortcut: str, residual_scale: float = 1.0
+    ):
         super().__init__()
+        self.residual_scale = residual_scale
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = nn.BatchNorm2d(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
@@ -77,12 +80,34 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        if self.residual:
-            out = out + self.shortcut(x)
-        return F.relu(out)
+        return F.relu(add_shortcut(out, x, self))
+
+    def response_layers(self) -> list[nn.BatchNorm2d]:
+        return [self.bn1, self.bn2]
 
 
-class CifarNet(nn.Module):
+def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:
+    """a*F(x) + shortcut(x) for a residual block, a*F(x) for its plain twin."""
+    if block.residual_scale != 1.0:  # skipped at 1.0: one kernel less per block, same numbers
+        branch = block.residual_scale * branch
+    return branch + block.shortcut(x) if block.residual else branch
+
+
+class Network(nn.Module):
+    """A 3x3 stem conv + BN + ReLU, a sequence of blocks, global average pooling and a linear classifier."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.blocks(x)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+    def response_layers(self) -> list[nn.BatchNorm2d]:
+        """The BN after every 3x3 conv, in the network's order (Figure 7's layers)."""
+        return [self.bn] + [layer for block in self.blocks for layer in block.response_layers()]
+
+
+class CifarNet(Network):
     """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True)."""
 
     def __init__(
@@ -92,6 +117,7 @@ class CifarNet(nn.Module):
         shortcut: str = "A",
         num_classes: int = 10,
         init_mode: str = "fan_in",
+        residual_scale: float = 1.0,
     ):
         super().__init__()
         if shortcut not in SHORTCUTS:
@@ -105,17 +131,11 @@ class CifarNet(nn.Module):
         for stage, width in enumerate(STAGE_WIDTHS):
             for index in range(n):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut))
+                blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale))
                 in_channels = width
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(in_channels, num_classes)
         he_init(self, init_mode)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn(self.conv(x)))
-        x = self.blocks(x)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
 
 
 def he_init(net: nn.Module, mode: str) -> None:

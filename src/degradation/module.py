@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from degradation.models import CifarNet
+from degradation.networks import build_net
 
 log = logging.getLogger(__name__)
 SPEED_OFF = dict(
@@ -81,9 +81,9 @@ class Tally:
 
 
 class ClassifierModule(pl.LightningModule):
-    """Trains a CifarNet with the paper's protocol and logs one row of metrics per log/eval step.
+    """Trains a network with the paper's protocol and logs one row of metrics per log/eval step.
 
-    net: keyword arguments of CifarNet. optim: lr, momentum, weight_decay, nesterov and the
+    net: keyword arguments of networks.build_net. optim: lr, momentum, weight_decay, nesterov and the
     schedule's milestones, gamma, warmup_steps, warmup_lr. Rows go to every attached logger
     with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
     <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
@@ -102,7 +102,7 @@ class ClassifierModule(pl.LightningModule):
         self.save_hyperparameters()
         self.speed = {**SPEED_OFF, **(speed or {})}
         self.speed_applied = False
-        self.net = CifarNet(**net)
+        self.net = build_net(**net)
         self.schedule = LrSchedule(
             base_lr=optim["lr"],
             milestones=tuple(optim["milestones"]),
@@ -121,7 +121,7 @@ class ClassifierModule(pl.LightningModule):
         return images.contiguous(memory_format=torch.channels_last) if self.speed["channels_last"] else images
 
     def configure_model(self) -> None:
-        """Applies the layout and compilation switches once; parameter names stay those of CifarNet."""
+        """Applies the layout and compilation switches once; parameter names stay those of the network."""
         if self.speed_applied:  # Lightning may call this hook more than once
             return
         self.speed_applied = True

@@ -18,23 +18,19 @@ from torch import nn
 
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
-from degradation.models import CifarNet
 from degradation.rundir import checkpoint_step
 
 RESPONSES_FILE = "responses.json"
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
 
 
-def response_layers(net: CifarNet) -> list[nn.BatchNorm2d]:
+def response_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
     """The BN after every 3x3 conv, in the network's order (projection shortcuts' BNs excluded)."""
-    layers = [net.bn]
-    for block in net.blocks:
-        layers += [block.bn1, block.bn2]
-    return layers
+    return net.response_layers()
 
 
 @torch.no_grad()
-def response_stds(net: CifarNet, batches) -> list[float]:
+def response_stds(net: nn.Module, batches) -> list[float]:
     """One std per 3x3 layer, accumulated in float64 over all batches."""
     layers = response_layers(net)
     sums = torch.zeros(len(layers), 3, dtype=torch.float64)  # count, sum, sum of squares

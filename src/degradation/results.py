@@ -119,12 +119,18 @@ def expected_runs(sweep_dir: Path) -> list[str]:
     grid = {key: str(value) for key, value in (hydra.get("sweeper", {}).get("params") or {}).items()}
     for override in hydra.get("overrides", {}).get("task", []):
         key, _, value = override.partition("=")
-        if key in ("model", "model.depth", "seed"):
+        if key in ("model", "model.depth", "model.residual", "seed"):
             grid[key] = value
-    archs = [a for a in grid.get("model", "").split(",") if a]
-    depths = [d for d in grid.get("model.depth", "").split(",") if d]
-    seeds = [s for s in grid.get("seed", "0").split(",") if s]
-    return [f"{a}-{d}/seed={s}" for a in archs for d in depths for s in seeds]
+    values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
+    seeds = values("seed", "0")
+    runs = []
+    for model in values("model"):
+        # model=plain|resnet name the arch; model=resnet18 etc. fix the depth, and model.residual the arch.
+        archs = [{"true": "resnet", "false": "plain"}[r.lower()] for r in values("model.residual")] or [
+            model if model in ("plain", "resnet") else "resnet"]
+        depths = [d for d in values("model.depth") or [model.removeprefix("resnet")] if d.isdigit()]
+        runs += [f"{a}-{d}/seed={s}" for a in archs for d in depths for s in seeds]
+    return runs
 
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:

@@ -26,6 +26,7 @@ from degradation.data import CifarDataModule
 from degradation.errors import UserError
 from degradation.lock import RunLock, RunLocked
 from degradation.models import count_parameters
+from degradation.networks import build_net
 from degradation.module import ClassifierModule, Diverged
 from degradation.progress import Progress
 from degradation.rundir import COMPLETED, checkpoint_step, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
@@ -160,15 +161,23 @@ def build_datamodule(cfg: DictConfig) -> CifarDataModule:
     )
 
 
-def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
-    model, optim = cfg.model, cfg.optim
-    net = dict(
+def net_args(cfg: DictConfig) -> dict:
+    """Keyword arguments of networks.build_net for this config."""
+    model = cfg.model
+    return dict(
+        family=model.family,
         depth=model.depth,
         residual=model.residual,
         shortcut=model.shortcut,
         num_classes=cfg.data.num_classes,
         init_mode=model.init_mode,
+        residual_scale=model.residual_scale,
+        stride_in=model.stride_in,
     )
+
+
+def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
+    optim = cfg.optim
     optim_args = dict(
         lr=optim.lr,
         momentum=optim.momentum,
@@ -180,7 +189,7 @@ def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
         warmup_lr=optim.warmup_lr,
     )
     speed = OmegaConf.to_container(cfg.speed)
-    return ClassifierModule(net, optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names), speed=speed)
+    return ClassifierModule(net_args(cfg), optim_args, log_every=cfg.trainer.log_every, eval_names=tuple(eval_names), speed=speed)
 
 
 def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: TrainTimer, wandb_logger) -> pl.Trainer:
@@ -232,12 +241,16 @@ def resume_point(run_dir: RunDir) -> str | None:
 
 
 def start_summary(cfg, module: ClassifierModule, trainer: pl.Trainer, checkpoint, config: dict) -> dict:
+    residual_twin = build_net(**{**net_args(cfg), "residual": True})
     return {
         "arch": cfg.model.arch,
+        "family": cfg.model.family,
         "depth": cfg.model.depth,
         "shortcut": cfg.model.shortcut if cfg.model.residual else "none",
         "seed": cfg.seed,
         "params": count_parameters(module.net),
+        # A plain twin lacks the projection shortcuts' parameters; option A shortcuts have none.
+        "residual_twin_params": count_parameters(residual_twin),
         "steps": 0,
         "max_steps": cfg.trainer.max_steps,
         "status": RUNNING,
