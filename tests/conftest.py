@@ -50,3 +50,14 @@ def run_train(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         train_command(*args), cwd=cwd, env=subprocess_env(**env), capture_output=True, text=True, timeout=300
     )
+
+
+@pytest.fixture(scope="session")
+def straight_run(tmp_path_factory, fake_cifar_root):
+    """An uninterrupted TINY_RUN (resnet-8, seed 0): what an interrupted or failed run must end up equal to."""
+    from degradation.rundir import RunDir
+
+    cwd = tmp_path_factory.mktemp("straight")
+    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "name=straight", cwd=cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return RunDir(cwd / "runs/straight/resnet-8/seed=0")

@@ -73,24 +73,6 @@ def test_a_validation_split_adds_val_columns(tmp_path, fake_cifar_root):
     assert json.loads(run.summary_path.read_text())["final_val_err"] is not None
 
 
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["data.root=missing"], "CIFAR-10 not found in missing/cifar-10-batches-py/"),
-        (["model.depth=21"], "model.depth must be 6n+2"),
-        (["optim.lr=-0.1"], "optim.lr must be a number > 0"),
-        (["nonsense=1"], "unknown config key 'nonsense'"),
-        (["model=vgg"], "available: plain, resnet"),
-    ],
-)
-def test_bad_input_ends_with_one_line_and_writes_nothing(tmp_path, overrides, message):
-    result = run_train(*TINY_RUN, *overrides, cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "runs").exists()
-
-
 def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_training(tiny_run):
     _, run = tiny_run
     written = read_responses(run.path)

@@ -1,8 +1,15 @@
-"""Small Lightning callbacks of a training run: timing and the lock heartbeat."""
+"""Small Lightning callbacks of a training run: timing, the lock heartbeat, checkpoint on preemption."""
 
+import logging
+import os
+import signal
 import time
 
 import pytorch_lightning as pl
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM sends before it preempts or times out a job
 
 
 class TrainTimer(pl.Callback):
@@ -46,3 +53,52 @@ class LockHeartbeat(pl.Callback):
         if now - self.last >= self.every_s:
             self.lock.heartbeat()
             self.last = now
+
+
+class Preempted(SystemExit):
+    """Ends the process after a preemption signal, with the exit status a shell gives that signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+
+
+class CheckpointOnSignal(pl.Callback):
+    """On SIGTERM or SIGUSR1: finish the current step, save last.ckpt, and stop.
+
+    Lightning already turns SIGTERM into a SIGTERMException raised after the step's hooks,
+    evaluation and logging; SIGUSR1 is routed into the same path. The checkpoint is written when
+    that exception passes through on_exception, where the step, its metrics rows and the loader
+    position agree, so the rerun (submitit's requeue, or by hand) continues exactly there.
+    """
+
+    def __init__(self, path):
+        self.path, self.signum = path, None
+        self.previous_handlers = {}
+
+    @property
+    def signal_name(self) -> str | None:
+        return None if self.signum is None else signal.Signals(self.signum).name
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        # Installed before Lightning registers its SIGTERM handler, which then calls this one too.
+        for signum in PREEMPTION_SIGNALS:
+            self.previous_handlers[signum] = signal.signal(signum, self.received)
+
+    def received(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if signum != signal.SIGTERM:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning's stop-after-this-step path
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or self.signum is None:
+            return
+        if trainer.validating:  # half an evaluation is no state to resume from
+            log.warning("%s arrived during an evaluation: the rerun resumes from the previous checkpoint", self.signal_name)
+            return
+        trainer.save_checkpoint(self.path)
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        for signum, handler in self.previous_handlers.items():
+            signal.signal(signum, handler)
+        self.previous_handlers = {}

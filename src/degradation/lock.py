@@ -56,6 +56,11 @@ class RunLock:
                 json.dump(me, file)
             return
 
+    def live_holder(self) -> dict | None:
+        """Who holds the lock, if that process is still alive."""
+        holder = self.read_holder()
+        return holder if holder is not None and holder_alive(holder, self.path) else None
+
     def read_holder(self) -> dict | None:
         try:
             return json.loads(self.path.read_text())

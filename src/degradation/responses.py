@@ -18,7 +18,7 @@ from torch import nn
 
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
-from degradation.rundir import checkpoint_step
+from degradation.checkpoints import checkpoint_step
 
 RESPONSES_FILE = "responses.json"
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
@@ -76,7 +76,7 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
     run_dir = checkpoint.parent.parent
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
     data = config.get("data", {})
-    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=False)
+    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     datamodule = CifarDataModule(
         root=data_root or data.get("root", "data"),
         download=False,

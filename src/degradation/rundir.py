@@ -5,6 +5,7 @@
       metrics.csv            one row per logged iteration (see METRIC_COLUMNS); blank = not measured
       summary.json           what the run is, how it ended, final errors, provenance
       checkpoints/last.ckpt  the latest Lightning checkpoint (model, optimizer, loops, loader position)
+      checkpoints/previous.ckpt  the one before it: the fallback if last.ckpt is unreadable
       train.log              the run's log (Hydra's job log; appended to on resume)
 
 This module is the only writer and reader of metrics.csv and summary.json.
@@ -15,7 +16,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
 from pytorch_lightning.loggers import Logger
 
 METRIC_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err")
@@ -80,19 +80,27 @@ class RunDir:
         write_atomically(self.path / CONFIG_FILE, config_yaml)
 
     def read_metrics(self) -> list[dict]:
-        """Rows of metrics.csv with numbers parsed; blank cells become None."""
+        """Rows of metrics.csv with numbers parsed; blank cells become None.
+
+        Safe while the run writes: a last line without its line end is not a row yet.
+        """
         if not self.metrics_path.is_file():
             return []
         with open(self.metrics_path, newline="") as file:
-            return [{key: parse_number(value) for key, value in row.items()} for row in csv.DictReader(file)]
+            lines = [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+        return [{key: parse_number(value) for key, value in row.items()} for row in csv.DictReader(lines)]
 
     def drop_metrics_after(self, step: int) -> None:
-        """Forgets rows logged after `step`, e.g. those a resumed run will log again."""
+        """Forgets rows logged after `step`, e.g. those a resumed run will log again.
+
+        A line without its line end was cut short by a kill mid-write: it is not a row.
+        """
         if not self.metrics_path.is_file():
             return
         with open(self.metrics_path, newline="") as file:
-            lines = file.read().splitlines(keepends=True)
-        if not lines:
+            lines = [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+        if not lines or not lines[0].startswith("step,"):
+            self.metrics_path.unlink()
             return
         kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
         write_atomically(self.metrics_path, "".join(kept))
@@ -106,11 +114,6 @@ def remove_empty_folders(folder: Path, up_to: Path) -> None:
         if folder == root:
             break
         folder = folder.parent
-
-
-def checkpoint_step(path: Path) -> int:
-    """The iteration a Lightning checkpoint was saved at."""
-    return torch.load(path, map_location="cpu", weights_only=False)["global_step"]
 
 
 def parse_number(text: str) -> int | float | None:

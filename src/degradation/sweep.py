@@ -7,7 +7,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from degradation.rundir import FINISHED, SUMMARY_FILE, RunDir, remove_empty_folders
+from degradation.lock import RunLock
+from degradation.rundir import FINISHED, RUNNING, SUMMARY_FILE, RunDir, remove_empty_folders
 
 log = logging.getLogger(__name__)
 MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the sweep, in the sweep folder
@@ -28,11 +29,13 @@ def sweep_table(sweep_dir: Path) -> tuple[str, list[str]]:
     failed = []
     for run in sweep_runs(sweep_dir):
         summary = run.read_summary()
-        name = str(run.path.relative_to(sweep_dir))
-        if summary["status"] not in FINISHED:  # diverged is a result (plain-110 may), not a failure
+        name, status = str(run.path.relative_to(sweep_dir)), summary["status"]
+        if status == RUNNING and RunLock(run.path).live_holder():
+            status = "elsewhere"  # another process (a second sweep) is training it right now
+        elif status not in FINISHED:  # diverged is a result (plain-110 may), not a failure
             failed.append(name)
         lines.append(
-            f"{name:<22} {summary['status']:<12} {summary.get('steps', 0):>7} "
+            f"{name:<22} {status:<12} {summary.get('steps', 0):>7} "
             f"{format_number(summary.get('final_train_err')):>11} {format_number(summary.get('final_test_err')):>10} "
             f"{format_number(summary.get('wall_time_s'), 0):>8}"
         )

@@ -7,6 +7,7 @@ are uploaded later with `make wandb-sync`. No API key is ever read into the conf
 
 import logging
 import netrc
+from contextlib import contextmanager
 import os
 from pathlib import Path
 
@@ -65,6 +66,60 @@ def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict
         config=config,
         settings=wandb.Settings(console="off", x_disable_stats=True),
     )
+
+
+def open_run(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict):
+    """(logger, what the summary remembers of it), started now; never stops the training.
+
+    If W&B cannot start (unreachable, no network, bad API key), the run logs offline with one
+    warning and stays syncable with `make wandb-sync`; if even that fails, it goes on without W&B.
+    """
+    try:
+        wandb_logger = make_logger(cfg, run_dir, run_id, config)
+        return wandb_logger, start(wandb_logger)
+    except Exception as error:
+        if resolve_mode(cfg.logger.wandb.mode) == "offline":
+            log.warning("W&B failed (%s); this run logs to metrics.csv only", one_line(error))
+            return None, None
+        log.warning("W&B online failed (%s); logging offline instead: `make wandb-sync` uploads it later", one_line(error))
+        finish_quietly()
+    offline = cfg.copy()
+    offline.logger.wandb.mode = "offline"
+    try:
+        with forced_mode("offline"):
+            wandb_logger = make_logger(offline, run_dir, run_id, config)
+            return wandb_logger, start(wandb_logger)
+    except Exception as error:
+        log.warning("W&B offline failed too (%s); this run logs to metrics.csv only", one_line(error))
+        finish_quietly()
+        return None, None
+
+
+def one_line(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:200]
+
+
+def finish_quietly() -> None:
+    try:
+        import wandb
+
+        wandb.finish(exit_code=1, quiet=True)
+    except Exception:
+        pass
+
+
+@contextmanager
+def forced_mode(mode: str):
+    """WANDB_MODE in the environment wins over the config; this overrides it for one attempt."""
+    saved = os.environ.get("WANDB_MODE")
+    os.environ["WANDB_MODE"] = mode
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("WANDB_MODE", None)
+        else:
+            os.environ["WANDB_MODE"] = saved
 
 
 def start(wandb_logger) -> dict | None:

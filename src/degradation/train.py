@@ -15,12 +15,14 @@ import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from pytorch_lightning.plugins.environments import SLURMEnvironment
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from degradation import provenance, responses, sweep, tracking
-from degradation.callbacks import LockHeartbeat, TrainTimer
+from degradation.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, TrainTimer
+from degradation.checkpoints import AtomicCheckpointIO, readable_checkpoint
 from degradation.config import check_config, config_differences, warmup_steps
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
@@ -29,7 +31,7 @@ from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.module import ClassifierModule, Diverged
 from degradation.progress import Progress
-from degradation.rundir import COMPLETED, checkpoint_step, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
+from degradation.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger("degradation.train")
@@ -48,6 +50,12 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
         if not in_sweep:
             exit_with(locked)
         log.warning("skipped: %s", locked)  # a sweep goes on with the runs nobody else is training
+    except OSError as error:
+        # A full disk or a vanished run directory: say which file, not a traceback.
+        message = f"{error.strerror or error}: {error.filename or run_dir.path}; the run stopped with its last checkpoint intact"
+        if not in_sweep:
+            exit_with(UserError(message), code=1)
+        log.error("run failed: %s", message)
     except UserError as error:
         # Bad input stops a sweep too, before hours go into the other jobs. Exiting here, not in
         # main(), also keeps Hydra from adding lines of its own.
@@ -102,14 +110,15 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     module = build_module(cfg, datamodule.eval_names)
     timer = TrainTimer(cfg.data.batch_size)
     config = OmegaConf.to_container(cfg, resolve=True)
-    wandb_logger = tracking.make_logger(cfg, run_dir.path, wandb_run_id(previous), config)
+    wandb_logger, wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
     trainer = build_trainer(cfg, run_dir, datamodule, timer, wandb_logger)
-    trainer.callbacks.append(LockHeartbeat(lock))
+    on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
+    trainer.callbacks += [LockHeartbeat(lock), on_signal]
     checkpoint = resume_point(run_dir)
 
     summary = start_summary(cfg, module, trainer, checkpoint, config)
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
-    summary["wandb"] = tracking.start(wandb_logger)
+    summary["wandb"] = wandb_run
     run_dir.write_summary(summary)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
@@ -120,14 +129,27 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     except Diverged as diverged:
         summary = finish_summary(summary, run_dir, trainer, timer, DIVERGED, error=str(diverged))
         log.warning("diverged: %s; the last checkpoint and the metrics before it are kept", diverged)
+    except SIGTERMException:
+        stopped = f"stopped by {on_signal.signal_name} at step {trainer.global_step}; checkpoint saved"
+        record_end(run_dir, {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped}, wandb_logger)
+        log.warning("%s: run the same command again to resume", stopped)
+        raise Preempted(on_signal.signum) from None
     except BaseException as error:
         status = FAILED if isinstance(error, Exception) else INTERRUPTED
-        run_dir.write_summary({**summary, "status": status, "error": f"{type(error).__name__}: {error}"})
-        tracking.finish(wandb_logger, {"status": status}, exit_code=1)
+        record_end(run_dir, {**summary, "status": status, "error": f"{type(error).__name__}: {error}"}, wandb_logger)
         raise
     run_dir.write_summary(summary)
     tracking.finish(wandb_logger, summary, exit_code=0)
     return summary
+
+
+def record_end(run_dir: RunDir, summary: dict, wandb_logger) -> None:
+    """Best effort for a run that did not complete: the disk may be full or the directory gone."""
+    try:
+        run_dir.write_summary(summary)
+    except OSError as error:
+        log.warning("could not record status %s in %s: %s", summary["status"], run_dir.summary_path, error)
+    tracking.finish(wandb_logger, {"status": summary["status"]}, exit_code=1)
 
 
 def wandb_run_id(previous: dict | None) -> str | None:
@@ -221,7 +243,7 @@ def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: Trai
         callbacks=[checkpoint, timer, progress],
         # On SLURM, submitit requeues preempted jobs and the run resumes from last.ckpt; Lightning's
         # own requeue would compete with it.
-        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
+        plugins=[AtomicCheckpointIO(), *([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])],
         log_every_n_steps=settings.log_every,
         enable_progress_bar=bar,
         enable_model_summary=bar,
@@ -230,14 +252,17 @@ def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: Trai
 
 
 def resume_point(run_dir: RunDir) -> str | None:
-    """The last checkpoint if there is one; metrics logged after it are dropped (they will be logged again)."""
-    if not run_dir.last_checkpoint.is_file():
+    """The newest readable checkpoint, if any; metrics logged after it are dropped (they will be logged again)."""
+    found = readable_checkpoint(run_dir.last_checkpoint)
+    if found is None:
+        if any(run_dir.checkpoint_dir.glob("*.corrupt")):
+            log.warning("no readable checkpoint in %s: restarting from step 0", run_dir.checkpoint_dir)
         run_dir.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
         return None
-    step = checkpoint_step(run_dir.last_checkpoint)
+    path, step = found
     run_dir.drop_metrics_after(step)
-    log.info("resuming %s from step %d", run_dir.path, step)
-    return str(run_dir.last_checkpoint)
+    log.info("resuming %s from %s (step %d)", run_dir.path, path.name, step)
+    return str(path)
 
 
 def start_summary(cfg, module: ClassifierModule, trainer: pl.Trainer, checkpoint, config: dict) -> dict:
@@ -298,11 +323,12 @@ def one_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def exit_with(error: Exception) -> None:
+def exit_with(error: Exception, code: int = 2) -> None:
+    """Exit 2 for input the user can fix, 1 for a run that failed."""
     if os.environ.get("DEGRADATION_TRACEBACK") == "1":
         raise error
     print(f"error: {one_line(error)}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -313,6 +339,8 @@ def main() -> None:
         hydra_entry()
     except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
+    except OSError as error:  # Hydra could not create the run directory
+        exit_with(UserError(f"cannot write {error.filename or 'the run directory'}: {error.strerror or error} (check runs_root)"))
     if sweep.failed_runs:
         sys.exit(1)
 

@@ -1,0 +1,111 @@
+"""`python -m degradation.train` with one fault injected, chosen by FAULT=<kind>:<count>[:<signal>].
+
+    kill-step:N          SIGKILL in the middle of training step N (after its forward pass)
+    kill-checkpoint:K    SIGKILL half-way through writing the K-th checkpoint's bytes
+    kill-rename:K        SIGKILL between the two renames that install the K-th checkpoint
+    kill-metrics:K       SIGKILL with the K-th metrics row half written
+    signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
+    enospc-metrics:K     the K-th metrics row fails with "No space left on device"
+    enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
+
+Used by the reliability tests as `python faults.py <overrides>`; the training code is untouched.
+"""
+
+import errno
+import os
+import signal
+import sys
+from pathlib import Path
+
+from degradation import checkpoints, train
+from degradation.module import ClassifierModule
+from degradation.rundir import MetricsCsvLogger
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def disk_full(path) -> OSError:
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def nth_call(count: int, original, fault):
+    """Wraps `original` so that its count-th call runs `fault(original, *args)` instead."""
+    calls = 0
+
+    def wrapper(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == count:
+            return fault(original, *args, **kwargs)
+        return original(*args, **kwargs)
+
+    return wrapper
+
+
+def during_step(step: int, action):
+    original = ClassifierModule.training_step
+
+    def training_step(self, batch, batch_idx):
+        loss = original(self, batch, batch_idx)
+        if self.global_step + 1 == step:  # global_step counts the steps already finished
+            action()
+        return loss
+
+    ClassifierModule.training_step = training_step
+
+
+def half_written_checkpoint(original, path, data):
+    Path(checkpoints.temporary_path(path)).write_bytes(data[: len(data) // 2])
+    die()
+
+
+def killed_between_renames(original, path, data):
+    temporary = checkpoints.temporary_path(path)
+    temporary.write_bytes(data)
+    os.replace(path, path.with_name(checkpoints.PREVIOUS_NAME))
+    die()
+
+
+def half_written_row(original, logger, *args, **kwargs):
+    original(logger, *args, **kwargs)
+    content = logger.path.read_bytes()
+    last_line_start = content.rstrip(b"\r\n").rfind(b"\n") + 1
+    cut = last_line_start + (len(content) - last_line_start) // 2
+    logger.path.write_bytes(content[:cut])
+    die()
+
+
+def no_space_for_row(original, logger, *args, **kwargs):
+    raise disk_full(logger.path)
+
+
+def no_space_for_checkpoint(original, path, data):
+    Path(checkpoints.temporary_path(path)).write_bytes(data[: len(data) // 3])
+    raise disk_full(checkpoints.temporary_path(path))
+
+
+def install(fault: str) -> None:
+    kind, count, *rest = fault.split(":")
+    count = int(count)
+    if kind == "kill-step":
+        during_step(count, die)
+    elif kind == "signal-step":
+        signum = getattr(signal, f"SIG{rest[0]}")
+        during_step(count, lambda: os.kill(os.getpid(), signum))
+    elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
+        fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
+                    "enospc-checkpoint": no_space_for_checkpoint}[kind]
+        checkpoints.write_bytes_atomically = nth_call(count, checkpoints.write_bytes_atomically, fault_fn)
+    elif kind in ("kill-metrics", "enospc-metrics"):
+        fault_fn = half_written_row if kind == "kill-metrics" else no_space_for_row
+        MetricsCsvLogger.log_metrics = nth_call(count, MetricsCsvLogger.log_metrics, fault_fn)
+    else:
+        raise SystemExit(f"unknown FAULT {fault!r}")
+
+
+if __name__ == "__main__":
+    install(os.environ["FAULT"])
+    sys.argv = ["train", *sys.argv[1:], "hydra.job.name=train"]
+    train.main()
