@@ -1,9 +1,9 @@
 """`python -m degradation.train` with one fault injected, chosen by FAULT=<kind>:<count>[:<signal>].
 
     kill-step:N          SIGKILL in the middle of training step N (after its forward pass)
-    kill-checkpoint:K    SIGKILL half-way through writing the K-th checkpoint's bytes
+    kill-checkpoint:K    SIGKILL inside the K-th checkpoint write, with only half its bytes on disk
     kill-rename:K        SIGKILL between the two renames that install the K-th checkpoint
-    kill-metrics:K       SIGKILL with the K-th metrics row half written
+    kill-metrics:K       SIGKILL with only the first character of the K-th metrics row written
     signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
@@ -57,8 +57,18 @@ def during_step(step: int, action):
 
 
 def half_written_checkpoint(original, path, data):
-    Path(checkpoints.temporary_path(path)).write_bytes(data[: len(data) // 2])
-    die()
+    """Runs the real write, and kills it when it syncs the file it wrote: cut to half its bytes."""
+    real_fsync = os.fsync
+
+    def fsync_then_die(descriptor):
+        os.ftruncate(descriptor, len(data) // 2)
+        die()
+
+    os.fsync = fsync_then_die
+    try:
+        original(path, data)
+    finally:
+        os.fsync = real_fsync
 
 
 def killed_between_renames(original, path, data):
@@ -69,11 +79,11 @@ def killed_between_renames(original, path, data):
 
 
 def half_written_row(original, logger, *args, **kwargs):
+    """The real write, cut after the row's first character: the worst place, as '12,...' then reads as step 1."""
     original(logger, *args, **kwargs)
     content = logger.path.read_bytes()
     last_line_start = content.rstrip(b"\r\n").rfind(b"\n") + 1
-    cut = last_line_start + (len(content) - last_line_start) // 2
-    logger.path.write_bytes(content[:cut])
+    logger.path.write_bytes(content[: last_line_start + 1])
     die()
 
 

@@ -11,15 +11,15 @@ from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
 
 KILLS = [
     ("kill-step:9", "mid-step, mid-epoch, after the step-6 checkpoint"),
-    ("kill-checkpoint:2", "half-way through writing the step-12 checkpoint"),
+    ("kill-checkpoint:2", "inside the write of the step-12 checkpoint"),
     ("kill-rename:2", "between moving last.ckpt aside and installing the new one"),
-    ("kill-metrics:5", "with the step-12 row half rewritten to add its test error"),
+    ("kill-metrics:5", "with the step-12 row cut to '1' while it is rewritten to add its test error"),
 ]
 MORE_KILLS = [
     ("kill-step:3", "before any checkpoint"),
     ("kill-step:11", "in the second epoch"),
-    ("kill-checkpoint:1", "half-way through writing the first checkpoint"),
-    ("kill-metrics:2", "with the step-6 row half written"),
+    ("kill-checkpoint:1", "inside the write of the first checkpoint"),
+    ("kill-metrics:2", "with the step-6 row cut after its first character"),
 ]
 
 
@@ -29,8 +29,9 @@ def kill_then_rerun(fault, tmp_path, fake_cifar_root, straight_run):
     assert killed.returncode == -9, killed.stderr[-2000:]  # it really died by SIGKILL
     run = run_dir(tmp_path, "killed")
     assert run.read_summary()["status"] == "running"
-    run_ok(*args, cwd=tmp_path)
+    rerun = run_ok(*args, cwd=tmp_path)
     assert_same_results(run, straight_run)
+    assert "unreadable" not in rerun.stdout + rerun.stderr  # no kill ever leaves a broken checkpoint to resume from
     assert not list(run.checkpoint_dir.glob(".*.tmp"))  # the half-written checkpoint is gone
 
 
