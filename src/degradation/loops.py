@@ -19,6 +19,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, VisionDataset
 
 from degradation.data import Split
+from degradation.module import apply_layout_and_compilation
 from degradation.networks import build_net
 
 # The channel statistics common reproductions normalise with.
@@ -120,10 +121,8 @@ def bare_step_s(net_args: dict, speed: dict, precision: str, batch_size: int, de
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
     """
     net = build_net(**net_args).to(device)
+    apply_layout_and_compilation(net, speed, device.type)
     layout = torch.channels_last if speed["channels_last"] else torch.contiguous_format
-    net.to(memory_format=layout)
-    if speed["compile"] or (speed["cuda_graphs"] and device.type == "cuda"):
-        net.compile(mode="reduce-overhead" if speed["cuda_graphs"] and device.type == "cuda" else None)
     optimizer = torch.optim.SGD(
         net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=speed["fused_sgd"] or None
     )

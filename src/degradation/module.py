@@ -40,6 +40,18 @@ class LrSchedule:
         return self.base_lr * self.gamma**decays
 
 
+def apply_layout_and_compilation(net: torch.nn.Module, speed: dict, device_type: str) -> None:
+    """The speed switches that change the network itself; shared with the benchmark's bare loop."""
+    if speed["channels_last"]:
+        net.to(memory_format=torch.channels_last)
+    cuda_graphs = speed["cuda_graphs"]
+    if cuda_graphs and device_type != "cuda":
+        log.warning("speed.cuda_graphs needs a CUDA device; compiling without CUDA graphs on %s", device_type)
+        cuda_graphs = False
+    if speed["compile"] or cuda_graphs:
+        net.compile(mode="reduce-overhead" if cuda_graphs else None)
+
+
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the last checkpoint predates it."""
 
@@ -125,14 +137,7 @@ class ClassifierModule(pl.LightningModule):
         if self.speed_applied:  # Lightning may call this hook more than once
             return
         self.speed_applied = True
-        if self.speed["channels_last"]:
-            self.net.to(memory_format=torch.channels_last)
-        cuda_graphs = self.speed["cuda_graphs"]
-        if cuda_graphs and self.device.type != "cuda":
-            log.warning("speed.cuda_graphs needs a CUDA device; compiling without CUDA graphs on %s", self.device.type)
-            cuda_graphs = False
-        if self.speed["compile"] or cuda_graphs:
-            self.net.compile(mode="reduce-overhead" if cuda_graphs else None)
+        apply_layout_and_compilation(self.net, self.speed, self.device.type)
 
     # --- training ---------------------------------------------------------------------------
 
