@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from degradation.models import BasicBlock, CifarNet, InvalidDepthError, ZeroPadShortcut, count_parameters
@@ -124,3 +125,35 @@ def test_residual_scale_multiplies_the_branch_before_the_addition(family, depth)
         assert torch.allclose(block(x), torch.relu(x + 0.25 * branch), atol=1e-6)  # identity shortcut here
         assert torch.allclose(plain(x), torch.relu(0.25 * branch), atol=1e-6)  # the twin: no shortcut
         assert not torch.allclose(block(x), torch.relu(x + branch), atol=1e-3)
+
+
+# Ops whose CUDA kernels are not deterministic and that raise under torch.use_deterministic_algorithms
+# (trainer.deterministic=true); from the torch.use_deterministic_algorithms documentation.
+NO_DETERMINISTIC_CUDA_KERNEL = {
+    "_adaptive_avg_pool2d_backward", "adaptive_max_pool2d_backward", "avg_pool3d_backward",
+    "max_pool3d_with_indices_backward", "fractional_max_pool2d_backward", "reflection_pad2d_backward",
+    "replication_pad2d_backward", "upsample_bilinear2d_backward", "nll_loss2d_forward", "index_add",
+}
+
+
+@pytest.mark.parametrize("family, depth", [("cifar", 20), ("imagenet", 18), ("imagenet", 50)])
+def test_a_training_step_uses_only_ops_with_deterministic_cuda_kernels(family, depth):
+    """Checked on the CPU by recording the ops of a forward and backward pass: on a GPU, one such op makes
+    every trainer.deterministic=true run crash at its first backward."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class RecordOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.__name__.split(".")[0])
+            return func(*args, **(kwargs or {}))
+
+    net = build_net(family=family, depth=depth, residual=True, shortcut="B" if family == "imagenet" else "A")
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    with RecordOps() as recorded:
+        F.cross_entropy(net(images), labels).backward()
+    assert "convolution_backward" in recorded.names  # the recorder saw the backward pass
+    assert not recorded.names & NO_DETERMINISTIC_CUDA_KERNEL

@@ -1,10 +1,13 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 from degradation.data import CifarLoader, Split
 from degradation.models import CifarNet
-from degradation.responses import response_layers, response_stds
+from degradation.responses import RecordResponses, eager_copy, read_responses, response_layers, response_stds
+from conftest import TINY_RUN, compose_config
 
 
 def test_one_response_per_3x3_layer_in_network_order():
@@ -30,3 +33,67 @@ def test_response_std_is_the_std_of_the_bn_output_over_the_whole_set_in_eval_mod
     stds = response_stds(net, loader)
     assert len(stds) == 7 and net.training  # mode restored
     assert stds[2] == pytest.approx(torch.cat(outputs).double().std().item(), rel=1e-9)
+
+
+# --- end-of-run responses work with whatever device and wrapping the network has then -----------
+
+TINY_MODULE = ["model.depth=8", "data.download=false"]
+
+
+def tiny_module(*overrides):
+    from degradation.train import build_module
+
+    return build_module(compose_config(*TINY_MODULE, *overrides), ["test"])
+
+
+def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_path, fake_cifar_root, monkeypatch):
+    """On a GPU, Lightning's teardown moves the module to the CPU while the test batches stay on the GPU.
+    Here teardown moves it to the meta device instead: measuring after fit() would fail the same way."""
+    from pytorch_lightning.strategies import SingleDeviceStrategy
+
+    from degradation import train as train_script
+    from degradation.rundir import RunDir
+
+    teardown = SingleDeviceStrategy.teardown
+
+    def teardown_to_another_device(strategy):
+        teardown(strategy)
+        strategy.lightning_module.to("meta")
+
+    monkeypatch.setattr(SingleDeviceStrategy, "teardown", teardown_to_another_device)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    summary = train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+    assert summary["status"] == "completed"
+    stds = read_responses(run.path)
+    assert len(stds) == 7 and all(0 < std < float("inf") for std in stds)
+
+
+def test_a_compiled_network_never_traces_the_response_hooks(tmp_path):
+    from torch._dynamo.utils import counters
+
+    module = tiny_module()
+    images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
+    loader = CifarLoader(Split(images, torch.zeros(40, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False)
+    eager = response_stds(module.net, loader)
+    module.net.compile()
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")),
+                              datamodule=SimpleNamespace(test_loader=lambda: loader), global_step=12)
+    frames_before = counters["frames"]["total"]
+    RecordResponses(tmp_path).on_train_end(trainer, module)
+    assert counters["frames"]["total"] == frames_before  # nothing was compiled while measuring
+    assert read_responses(tmp_path) == pytest.approx(eager, rel=1e-6)
+
+
+def test_batches_follow_the_network_to_its_device_in_float32():
+    """Batches from another device than the network's are moved to it; a surrounding autocast is switched off."""
+    module = tiny_module()
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    loader = CifarLoader(Split(images, torch.zeros(20, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False)
+    expected = response_stds(eager_copy(module), loader)
+    meta_batches = [(torch.empty(20, 3, 32, 32, device="meta"), None)]
+    net = eager_copy(module)
+    with pytest.raises(NotImplementedError):  # proof that the batch was moved: meta tensors cannot be copied to the CPU
+        response_stds(net, meta_batches)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert response_stds(eager_copy(module), loader) == pytest.approx(expected, rel=1e-9)

@@ -1,24 +1,14 @@
 """An interrupted run, started again, ends exactly as an uninterrupted one."""
 
 import pytest
-import pytorch_lightning as pl
 
 from degradation import train as train_script
 from degradation.rundir import RunDir
-from conftest import TINY_RUN, compose_config
+from conftest import TINY_RUN, CrashAt, compose_config
 
 # 10 steps per epoch; checkpoints after the evaluations at 7, 14, 21; rows every 4 steps.
 OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]
 CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 16 is on disk by then
-
-
-class CrashAt(pl.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step == self.step:
-            raise RuntimeError("simulated crash")
 
 
 def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch):

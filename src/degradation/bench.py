@@ -49,11 +49,13 @@ SWITCHES = {  # what each row of the switch table overrides, relative to the con
     "cuda_graphs": ["speed.cuda_graphs=true"],
     "fused_sgd": ["speed.fused_sgd=true"],
     "cudnn_benchmark": ["speed.cudnn_benchmark=true"],
+    "tf32": ["speed.tf32=true"],
     "sync_every_step": ["speed.sync_every_step=true"],
     "speed=fast": ["speed=fast"],
     "speed=fast+fp32": ["speed=fast", "trainer.precision=32-true"],  # the fast path without bf16 (CPUs without bf16 units)
 }
-CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark": "cuDNN is CUDA only"}
+CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark": "cuDNN is CUDA only",
+             "tf32": "TF32 runs on CUDA tensor cores only"}
 log = logging.getLogger("degradation.bench")
 
 

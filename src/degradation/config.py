@@ -25,7 +25,7 @@ RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "da
 ADDED_KEYS = {
     "model.family": "cifar", "model.residual_scale": 1.0, "model.stride_in": "3x3",
     **{f"speed.{key}": False for key in ("channels_last", "compile", "cuda_graphs", "fused_sgd",
-                                          "cudnn_benchmark", "sync_every_step")},
+                                          "cudnn_benchmark", "sync_every_step", "tf32")},
 }
 ABSENT = object()
 WARMUP_AUTO_MIN_DEPTH = 110  # the paper warms up ResNet-110 (and 1202); shallower nets start at 0.1

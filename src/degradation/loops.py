@@ -21,6 +21,7 @@ from torchvision.datasets import CIFAR10, VisionDataset
 from degradation.data import Split
 from degradation.module import apply_layout_and_compilation
 from degradation.networks import build_net
+from degradation.precision import use_tf32
 
 # The channel statistics common reproductions normalise with.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -127,6 +128,7 @@ def bare_step_s(net_args: dict, speed: dict, precision: str, batch_size: int, de
         net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=speed["fused_sgd"] or None
     )
     torch.backends.cudnn.benchmark = speed["cudnn_benchmark"]
+    use_tf32(speed["tf32"])
     batches = [
         (torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=layout),
          torch.randint(0, 10, (batch_size,), device=device))

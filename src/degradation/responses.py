@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytorch_lightning as pl
 import torch
 import yaml
 from torch import nn
@@ -19,6 +20,7 @@ from torch import nn
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
 from degradation.checkpoints import checkpoint_step
+from degradation.networks import build_net
 
 RESPONSES_FILE = "responses.json"
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
@@ -29,32 +31,66 @@ def response_layers(net: nn.Module) -> list[nn.BatchNorm2d]:
     return net.response_layers()
 
 
+def eager_copy(module) -> nn.Module:
+    """A fresh fp32 copy of a ClassifierModule's trained network: never compiled, never graphed, NCHW.
+
+    The network trained may be compiled (forward hooks must never be traced into its graphs), hold
+    channels_last weights or run under autocast; the responses are measured the same way for all.
+    """
+    net = build_net(**module.hparams.net)
+    net.load_state_dict(module.net.state_dict())  # nn.Module.compile keeps the parameter names
+    return net
+
+
 @torch.no_grad()
 def response_stds(net: nn.Module, batches) -> list[float]:
-    """One std per 3x3 layer, accumulated in float64 over all batches."""
+    """One std per 3x3 layer, accumulated in float64 on the network's device over all batches.
+
+    Each batch is moved to the network's device, whatever device the batches come from.
+    """
+    device = next(net.parameters()).device
     layers = response_layers(net)
-    sums = torch.zeros(len(layers), 3, dtype=torch.float64)  # count, sum, sum of squares
+    sums = torch.zeros(len(layers), 3, dtype=torch.float64, device=device)  # count, sum, sum of squares
 
     def hook(index):
         def record(module, inputs, output):
             values = output.detach().double()
-            sums[index] += torch.stack([torch.tensor(values.numel(), dtype=torch.float64), values.sum().cpu(),
-                                        values.square().sum().cpu()])
+            sums[index, 0] += values.numel()
+            sums[index, 1] += values.sum()
+            sums[index, 2] += values.square().sum()
         return record
 
     handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
     was_training = net.training
     net.eval()
     try:
-        for images, _ in batches:
-            net(images)
+        with torch.autocast(device.type, enabled=False):  # fp32 responses, also inside a mixed-precision run
+            for images, _ in batches:
+                net(images.to(device))
     finally:
         for handle in handles:
             handle.remove()
         net.train(was_training)
-    count, total, squares = sums.unbind(1)
+    count, total, squares = sums.cpu().unbind(1)
     variance = (squares - total**2 / count) / (count - 1)
     return variance.clamp_min(0).sqrt().tolist()
+
+
+class RecordResponses(pl.Callback):
+    """Writes responses.json when training ends, while the Trainer still holds the run's device.
+
+    Why a callback and not code after fit(): Lightning's teardown moves the module back to the CPU
+    when fit() returns, while the test batches live on the run's device (the crash of every GPU run).
+    Measured on an eager copy of the trained network placed on the run's device.
+    """
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        net = eager_copy(pl_module).to(trainer.strategy.root_device)
+        stds = response_stds(net, trainer.datamodule.test_loader())
+        write_responses(self.run_dir, stds, trainer.global_step)
 
 
 def write_responses(run_dir: Path, stds: list[float], step: int) -> None:
@@ -85,7 +121,8 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
         split_seed=data.get("split_seed", 0),
     )
     datamodule.setup()  # the same training mean image as the run used
-    stds = response_stds(module.net, datamodule.test_loader())
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    stds = response_stds(eager_copy(module).to(device), datamodule.test_loader())
     write_responses(run_dir, stds, checkpoint_step(checkpoint))
     return run_dir / RESPONSES_FILE
 

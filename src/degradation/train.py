@@ -4,6 +4,7 @@ Reads top to bottom: compose and check the config, load the data, build the modu
 trainer, resume from the run directory's last checkpoint if there is one, train, write the summary.
 """
 
+import gc
 import logging
 import os
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from pytorch_lightning.plugins.environments import SLURMEnvironment
@@ -20,7 +22,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import provenance, responses, sweep, tracking
+from degradation import precision, provenance, sweep, tracking
 from degradation.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, TrainTimer
 from degradation.checkpoints import AtomicCheckpointIO, readable_checkpoint
 from degradation.config import check_config, config_differences, warmup_steps
@@ -31,6 +33,7 @@ from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.module import ClassifierModule, Diverged
 from degradation.progress import Progress
+from degradation.responses import RecordResponses
 from degradation.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, METRIC_COLUMNS, RUNNING, VAL_COLUMNS, MetricsCsvLogger, RunDir
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
@@ -82,6 +85,20 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
         return train_locked(cfg, run_dir, lock, previous)
     finally:
         lock.release()
+        release_device_memory(compiled=cfg.speed.compile or cfg.speed.cuda_graphs)
+
+
+def release_device_memory(compiled: bool) -> None:
+    """Frees what a run held on the GPU before the next run of a local sweep starts in this process.
+
+    The Trainer and module form reference cycles that only a collection frees; compiled code and
+    CUDA graphs keep their memory pools until dynamo is reset (a later run compiles again).
+    """
+    if compiled:
+        torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def plan(cfg: DictConfig, run_dir: RunDir) -> dict:
@@ -113,7 +130,7 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     wandb_logger, wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
     trainer = build_trainer(cfg, run_dir, datamodule, timer, wandb_logger)
     on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
-    trainer.callbacks += [LockHeartbeat(lock), on_signal]
+    trainer.callbacks += [LockHeartbeat(lock), on_signal, RecordResponses(run_dir.path)]  # Figure 7's data
     checkpoint = resume_point(run_dir)
 
     summary = start_summary(cfg, module, trainer, checkpoint, config)
@@ -122,8 +139,6 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     run_dir.write_summary(summary)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
-        stds = responses.response_stds(module.net, datamodule.test_loader())  # Figure 7's data
-        responses.write_responses(run_dir.path, stds, trainer.global_step)
         summary = finish_summary(summary, run_dir, trainer, timer, COMPLETED)
         log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
     except Diverged as diverged:
@@ -227,6 +242,7 @@ def build_trainer(cfg, run_dir: RunDir, datamodule: CifarDataModule, timer: Trai
         save_on_train_epoch_end=False,
     )
     bar = sys.stderr.isatty() if settings.progress_bar == "auto" else bool(settings.progress_bar)
+    precision.use_tf32(cfg.speed.tf32)
     progress = Progress(every=settings.log_every, batch_size=cfg.data.batch_size, bar=bar)
     return pl.Trainer(
         max_steps=settings.max_steps,
@@ -282,6 +298,7 @@ def start_summary(cfg, module: ClassifierModule, trainer: pl.Trainer, checkpoint
         "resumed": checkpoint is not None,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": provenance.device_name(trainer.strategy.root_device),
+        "math": precision.math_in_force(trainer.precision),  # what Lightning runs, read back
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
         "command": " ".join(["python -m degradation.train", *sys.argv[1:]]),

@@ -1,0 +1,101 @@
+"""Every training path completes on a GPU, with Figure 7's data, on the right device, without leaking memory."""
+
+import json
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from degradation import train as train_script
+from degradation.rundir import RunDir
+from conftest import CrashAt, compose_config
+from gpu_runs import GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
+
+pytestmark = pytest.mark.gpu
+
+PATHS = {
+    "default": [],
+    "channels_last": ["speed.channels_last=true"],
+    "compile": ["speed.compile=true"],
+    "cuda_graphs": ["speed.cuda_graphs=true"],
+    "fused_sgd": ["speed.fused_sgd=true"],
+    "cudnn_benchmark": ["speed.cudnn_benchmark=true"],
+    "tf32": ["speed.tf32=true"],
+    "bf16-mixed": ["trainer.precision=bf16-mixed"],
+    "speed=fast": ["speed=fast"],
+}
+
+
+@pytest.mark.parametrize("arch", ["plain", "resnet"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_every_training_path_completes_with_its_responses(path, arch, tmp_path, gpu_cifar_root):
+    result = train_ok(tmp_path, gpu_cifar_root, f"model={arch}", "name=path", *PATHS[path])
+    summary = assert_completed_on_the_gpu(run_dir(tmp_path, "path", arch))
+    config = summary["config"]
+    assert summary["math"]["precision"] == config["trainer"]["precision"]
+    assert summary["math"]["tf32_conv"] is config["speed"]["tf32"]
+    assert ON_CPU or "needs a CUDA device" not in result.stdout + result.stderr  # CUDA graphs were not skipped
+    losses = [row["train_loss"] for row in run_dir(tmp_path, "path", arch).read_metrics() if row["train_loss"]]
+    assert losses[-1] < losses[0]  # it learned: the synthetic classes are told apart by a bright channel
+
+
+def test_cuda_graphs_replay_the_eager_arithmetic(tmp_path, gpu_cifar_root):
+    """Graphs change when kernels launch, not what they compute: the first steps' losses agree."""
+    step_by_step = ["trainer.log_every=1", "trainer.max_steps=6", "trainer.eval_every=6"]
+
+    def losses(name, *overrides):
+        train_ok(tmp_path, gpu_cifar_root, f"name={name}", *step_by_step, *overrides)
+        return [row["train_loss"] for row in run_dir(tmp_path, name).read_metrics()]
+
+    eager, graphed = losses("eager"), losses("graphed", "speed.cuda_graphs=true")
+    assert len(graphed) == 6 and graphed[:3] == pytest.approx(eager[:3], rel=1e-3, abs=0)
+
+
+@pytest.mark.skipif(ON_CPU, reason="measures CUDA memory")
+def test_a_local_sweep_does_not_accumulate_gpu_memory(tmp_path, gpu_cifar_root):
+    """Runs of a launcher=local sweep share one process: each must give its GPU memory back."""
+    allocated = []
+    for index, speed in enumerate(["speed=default", "speed=fast", "speed=default", "speed=fast"]):
+        run = RunDir(tmp_path / f"run{index}")
+        run.path.mkdir()
+        cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", speed, f"name=memory{index}")
+        assert train_script.train(cfg, run)["status"] == "completed"
+        allocated.append(torch.cuda.memory_allocated())
+    slack = 4 * 2**20  # cuBLAS/cuDNN workspaces allocated once per process
+    assert allocated[2] <= allocated[0] + slack and allocated[3] <= allocated[1] + slack, allocated
+
+
+class RecordDevices(pl.Callback):
+    """Where the weights and the optimizer's momentum live at the first step after a resume."""
+
+    def __init__(self):
+        self.devices = None
+
+    def on_train_batch_start(self, trainer, pl_module, *args) -> None:
+        if self.devices is None:
+            state = [value for per_param in trainer.optimizers[0].state.values() for value in per_param.values()
+                     if isinstance(value, torch.Tensor) and value.dim() > 0]
+            self.devices = {tensor.device.type for tensor in [*pl_module.parameters(), *state]}
+
+
+def test_a_resumed_run_loads_its_checkpoint_onto_the_gpu(tmp_path, gpu_cifar_root, monkeypatch):
+    cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    build_trainer, recorder = train_script.build_trainer, RecordDevices()
+
+    def with_callback(callback):
+        def build(*args, **kwargs):
+            trainer = build_trainer(*args, **kwargs)
+            trainer.callbacks.append(callback)
+            return trainer
+        return build
+
+    monkeypatch.setattr(train_script, "build_trainer", with_callback(CrashAt(KILL_AT)))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_script.train(cfg, run)
+    monkeypatch.setattr(train_script, "build_trainer", with_callback(recorder))
+    summary = train_script.train(cfg, run)
+    assert summary["status"] == "completed" and summary["resumed"] and summary["steps"] == STEPS
+    assert recorder.devices == {"cpu" if ON_CPU else "cuda"}
+    assert json.loads(run.path.joinpath("responses.json").read_text())["step"] == STEPS
