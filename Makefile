@@ -22,11 +22,12 @@ DRY ?=
 SWEEP_ARGS = $(if $(ARCHS),model=$(ARCHS)) $(if $(DEPTHS),model.depth=$(DEPTHS)) $(if $(SEEDS),seed=$(SEEDS)) \
 	launcher=$(LAUNCHER) $(if $(JOBS),jobs=$(JOBS)) $(if $(NAME),name=$(NAME)) $(if $(DRY),dry_run=true) $(EXTRA)
 SWEEP ?=
+MUTANTS ?=
 FIGURE_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow train sweep-cifar sweep-resnets sweep-quick figures bench wandb-sync clean-runs
+.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick figures bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,11 +40,17 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -m pip install -e ".[dev]"
 	@touch $@
 
-test: install ## run the fast test suite (CPU, no network, tiny synthetic data)
-	$(PYTHON) -m pytest -m "not slow"
+test: install ## run the fast test suite (CPU, no network, tiny synthetic data; also passes with a GPU visible)
+	$(PYTHON) -m pytest -m "not slow and not gpu"
 
 test-slow: install ## run only the longer checks
-	$(PYTHON) -m pytest -m slow
+	$(PYTHON) -m pytest -m "slow and not gpu"
+
+test-gpu: install ## the CUDA suite (tests/gpu/): every path, sweeps, kills and preemption on a GPU; skipped without one
+	$(PYTHON) -m pytest -m gpu $(PYTEST_ARGS)
+
+mutants: install ## break one promise at a time in a scratch copy and check its test fails (tests/mutants.py; MUTANTS=text filters)
+	$(PYTHON) tests/mutants.py $(if $(MUTANTS),--only "$(MUTANTS)")
 
 train: install ## train one network: make train ARGS="model=plain model.depth=56 seed=1"
 	$(PYTHON) -m degradation.train $(ARGS)

@@ -1,4 +1,5 @@
 import pytest
+from omegaconf import OmegaConf
 
 from degradation.config import check_config, config_differences
 from degradation.errors import UserError
@@ -59,6 +60,23 @@ def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes
     old = {"optim": {"lr": 0.1}, "data": {"root": "a", "batch_size": 128}}
     new = {"optim": {"lr": 0.05}, "data": {"root": "b", "batch_size": 128}}
     assert config_differences(old, new) == ["optim.lr: 0.1 -> 0.05"]
+
+
+# What the README says may differ when a run is resumed: where and how it executes, not what it computes.
+RESUME_MAY_CHANGE = ["data.root=/elsewhere", "data.download=false", "data.eval_batch_size=500", "trainer.accelerator=cpu",
+                     "trainer.devices=2", "trainer.progress_bar=true", "logger=wandb"]
+
+
+@pytest.mark.parametrize("override", RESUME_MAY_CHANGE)
+def test_every_key_the_readme_lets_differ_on_resume_is_ignored(override):
+    as_dict = lambda cfg: OmegaConf.to_container(cfg, resolve=True)  # noqa: E731
+    assert config_differences(as_dict(compose_config()), as_dict(compose_config(override))) == []
+
+
+@pytest.mark.parametrize("override", ["speed.tf32=true", "trainer.deterministic=true", "data.batch_size=64", "seed=1"])
+def test_a_key_that_changes_what_is_computed_is_a_difference(override):
+    as_dict = lambda cfg: OmegaConf.to_container(cfg, resolve=True)  # noqa: E731
+    assert len(config_differences(as_dict(compose_config()), as_dict(compose_config(override)))) == 1
 
 
 @pytest.mark.parametrize("model, depth, params", [("resnet18", 18, 11_173_962), ("resnet34", 34, 21_282_122),

@@ -51,11 +51,12 @@ def test_crops_cover_all_81_offsets_uniformly_and_flip_half_the_images():
 
 
 def test_padding_is_zero_after_mean_subtraction():
+    """The paper pads the mean-subtracted image with zeros; padding before subtracting would give -mean."""
     split = Split(torch.full((64, 3, 32, 32), 255, dtype=torch.uint8), torch.zeros(64, dtype=torch.int64))
-    loader = CifarLoader(split, torch.zeros(3, 32, 32), batch_size=64, train=True, seed=0)
+    loader = CifarLoader(split, torch.full((3, 32, 32), 0.25), batch_size=64, train=True, seed=0)
     images, _ = next(iter(loader))
     values = set(images.unique().tolist())
-    assert values <= {0.0, 1.0} and 0.0 in values  # only image pixels (1.0) and zero padding
+    assert values <= {0.0, 0.75} and 0.0 in values  # only image pixels (1 - 0.25) and zero padding
 
 
 def test_test_view_is_the_mean_subtracted_original_in_order(fake_cifar_root):

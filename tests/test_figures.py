@@ -106,3 +106,28 @@ def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):
     assert in_order.get_gid() == "plain-20" and in_order.get_linestyle() == "--"
     assert list(in_order.get_ydata()) == [2.0, 6.0, 4.0]  # mean over the two seeds
     assert list(by_size.get_ydata()) == [6.0, 4.0, 2.0]
+
+
+def test_table6_reports_the_test_error_where_validation_was_best_not_the_final_one(tmp_path):
+    """With a validation split (data.val_size > 0), Table 6 never selects on the test set: it reports the test
+    error at the step of the lowest validation error."""
+    from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, MetricsCsvLogger, RunDir
+
+    run = RunDir(tmp_path / "sweep/resnet-20/seed=0")
+    run.path.mkdir(parents=True)
+    logger = MetricsCsvLogger(run.metrics_path, METRIC_COLUMNS + VAL_COLUMNS)
+    for step, val_err, test_err in [(1000, 12.0, 11.0), (2000, 9.0, 10.0), (3000, 10.0, 8.5)]:
+        logger.log_metrics({"train_err": 5.0, "val_err": val_err, "test_err": test_err, "epoch": 0}, step=step)
+    run.write_summary({"arch": "resnet", "depth": 20, "seed": 0, "status": "completed", "params": 1, "steps": 3000,
+                       "final_train_err": 5.0, "final_test_err": 8.5})
+    [row] = figures.table6(load_sweep(tmp_path / "sweep"))
+    assert row["test_err_mean"] == 10.0  # at step 2000, where validation was best; the final value is 8.5
+
+
+def test_table6_gives_the_training_error_and_counts_diverged_runs(tmp_path):
+    sweep_dir = write_sweep(tmp_path / "grid", depths=(56,), seeds=(0, 1))
+    write_run(sweep_dir, "plain", 110, 0, status="diverged", steps=(1000, 2000))
+    rows = {(r["arch"], r["depth"]): r for r in figures.table6(load_sweep(sweep_dir))}
+    trains = [known_error("plain", 56, seed, 4000, True) for seed in (0, 1)]
+    assert rows[("plain", 56)]["train_err_mean"] == pytest.approx(sum(trains) / 2)
+    assert (rows[("plain", 56)]["diverged"], rows[("plain", 110)]["diverged"]) == (0, 1)

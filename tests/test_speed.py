@@ -1,53 +1,89 @@
-"""Each speed switch trains a few steps on CPU, and agrees with the paper's fp32 path in the first steps."""
+"""Each speed switch trains a few steps, leaves evidence in the run that it was applied, and agrees with the
+paper's fp32 path in the first steps."""
 
 import pytest
 import torch
 
+from degradation.checkpoints import load
 from degradation.rundir import RunDir
 from conftest import TINY_RUN, run_train
 
 FIRST_STEPS = 3
-STEP_BY_STEP = ["trainer.log_every=1", "trainer.max_steps=6", "trainer.eval_every=6"]
+# deterministic=false: cudnn_benchmark is refused with it, and the reference must run as the switches do.
+STEP_BY_STEP = ["trainer.log_every=1", "trainer.max_steps=6", "trainer.eval_every=6", "trainer.deterministic=false"]
 
 
-def train_losses(tmp_path, fake_cifar_root, name, *overrides) -> tuple[list[float], str]:
-    """Per-step training losses of a tiny run, and what it logged."""
-    result = run_train(*TINY_RUN, *STEP_BY_STEP, f"data.root={fake_cifar_root}", f"name={name}", *overrides, cwd=tmp_path)
+def tiny_run(cwd, fake_cifar_root, name, *overrides, **env) -> tuple[RunDir, str]:
+    """A completed tiny run with a row every step, and what it logged."""
+    result = run_train(*TINY_RUN, *STEP_BY_STEP, f"data.root={fake_cifar_root}", f"name={name}", *overrides, cwd=cwd, **env)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = RunDir(tmp_path / f"runs/{name}/resnet-8/seed=0")
+    run = RunDir(cwd / f"runs/{name}/resnet-8/seed=0")
     assert run.read_summary()["status"] == "completed"
-    return [row["train_loss"] for row in run.read_metrics()], result.stdout + result.stderr
+    return run, result.stdout + result.stderr
+
+
+def losses(run: RunDir) -> list[float]:
+    return [row["train_loss"] for row in run.read_metrics()]
+
+
+def conv_weights_are_channels_last(run: RunDir) -> bool:
+    """The checkpoint keeps each tensor's strides: NHWC weights are saved as NHWC."""
+    weight = load(run.last_checkpoint)["state_dict"]["net.conv.weight"]
+    return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
+def optimizer_is_fused(run: RunDir) -> bool:
+    return load(run.last_checkpoint)["optimizer_states"][0]["param_groups"][0].get("fused") is True
 
 
 @pytest.fixture(scope="module")
-def reference_losses(tmp_path_factory, fake_cifar_root) -> list[float]:
-    return train_losses(tmp_path_factory.mktemp("fp32"), fake_cifar_root, "fp32")[0]
+def reference(tmp_path_factory, fake_cifar_root) -> RunDir:
+    return tiny_run(tmp_path_factory.mktemp("fp32"), fake_cifar_root, "fp32")[0]
 
 
-@pytest.mark.parametrize(
-    "overrides, rel",
-    [
-        (["speed.channels_last=true"], 1e-4),
-        (["speed.fused_sgd=true"], 1e-4),
-        (["speed.cudnn_benchmark=true"], 1e-4),
-        (["speed.sync_every_step=true"], 0),  # reads the loss every step; computes exactly the same
-        (["trainer.precision=bf16-mixed"], 2e-2),  # bf16 keeps 8 bits of mantissa
-    ],
-)
-def test_a_speed_switch_trains_and_agrees_with_the_fp32_path(tmp_path, fake_cifar_root, reference_losses, overrides, rel):
-    losses, _ = train_losses(tmp_path, fake_cifar_root, "switch", *overrides)
-    assert len(losses) == len(reference_losses) == 6
-    assert losses[:FIRST_STEPS] == pytest.approx(reference_losses[:FIRST_STEPS], rel=rel, abs=0)
+# What each switch must leave in the run, read back from what the run wrote (not from its config).
+APPLIED = {
+    "channels_last": conv_weights_are_channels_last,
+    "fused_sgd": optimizer_is_fused,
+    "cudnn_benchmark": lambda run: run.read_summary()["math"]["cudnn_benchmark"] is True,
+    "tf32": lambda run: run.read_summary()["math"]["tf32_conv"] is run.read_summary()["math"]["tf32_matmul"] is True,
+    "bf16-mixed": lambda run: run.read_summary()["math"]["precision"] == "bf16-mixed",
+}
 
 
-def test_the_fast_preset_in_fp32_agrees_with_the_default_path(tmp_path, fake_cifar_root, reference_losses):
-    """speed=fast compiles the network (and asks for CUDA graphs, which CPU lacks); fp32 keeps it comparable."""
-    losses, log = train_losses(tmp_path, fake_cifar_root, "fast", "speed=fast", "trainer.precision=32-true")
-    assert losses[:FIRST_STEPS] == pytest.approx(reference_losses[:FIRST_STEPS], rel=1e-4, abs=0)
+SWITCH_CASES = [
+    ("channels_last", ["speed.channels_last=true"], 1e-4),
+    ("fused_sgd", ["speed.fused_sgd=true"], 1e-4),
+    ("cudnn_benchmark", ["speed.cudnn_benchmark=true"], 1e-4),
+    ("tf32", ["speed.tf32=true"], 2e-3),  # a no-op on a CPU; on a GPU, TF32 products keep 10 bits of mantissa
+    ("sync_every_step", ["speed.sync_every_step=true"], 0),  # reads the loss every step; computes exactly the same
+    ("bf16-mixed", ["trainer.precision=bf16-mixed"], 2e-2),  # bf16 keeps 8 bits of mantissa
+]
+
+
+@pytest.mark.parametrize("switch, overrides, rel", SWITCH_CASES, ids=[case[0] for case in SWITCH_CASES])
+def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(tmp_path, fake_cifar_root, reference, switch, overrides, rel):
+    run, _ = tiny_run(tmp_path, fake_cifar_root, "switch", *overrides)
+    assert len(losses(run)) == len(losses(reference)) == 6
+    assert losses(run)[:FIRST_STEPS] == pytest.approx(losses(reference)[:FIRST_STEPS], rel=rel, abs=0)
+    if switch in APPLIED:
+        assert APPLIED[switch](run), f"{switch} was not applied"
+        assert not APPLIED[switch](reference)
+    if switch == "bf16-mixed":
+        assert losses(run) != losses(reference)  # bf16 arithmetic really ran
+
+
+def test_the_fast_preset_in_fp32_on_a_cpu_compiles_and_agrees_with_the_default_path(tmp_path, fake_cifar_root):
+    """speed=fast compiles the network (and asks for CUDA graphs, which a CPU lacks); fp32 keeps it comparable.
+    On the CPU explicitly: tests/gpu/ covers the preset on CUDA. Inductor writes the code it generates into
+    its cache folder, a fresh one here: an empty folder means nothing was compiled."""
+    on_cpu = ["trainer.accelerator=cpu"]
+    (tmp_path / "fp32").mkdir(), (tmp_path / "fast").mkdir()
+    plain_run, _ = tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)
+    inductor_cache = tmp_path / "inductor"
+    fast_run, log = tiny_run(tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", "trainer.precision=32-true",
+                             *on_cpu, TORCHINDUCTOR_CACHE_DIR=str(inductor_cache))
+    assert losses(fast_run)[:FIRST_STEPS] == pytest.approx(losses(plain_run)[:FIRST_STEPS], rel=1e-4, abs=0)
     assert "speed.cuda_graphs needs a CUDA device" in log
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
-def test_cuda_graphs_train_on_a_gpu(tmp_path, fake_cifar_root, reference_losses):
-    losses, _ = train_losses(tmp_path, fake_cifar_root, "graphs", "speed.cuda_graphs=true")
-    assert len(losses) == 6
+    assert inductor_cache.is_dir() and any(path.is_file() for path in inductor_cache.rglob("*")), "nothing was compiled"
+    assert conv_weights_are_channels_last(fast_run) and optimizer_is_fused(fast_run)

@@ -5,15 +5,19 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from degradation.responses import RESPONSES_FILE, read_responses
 from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
-from conftest import TINY_RUN, run_train
+from conftest import REPEATABLE, TINY_RUN, run_train
 
+# Every key the README's run-directory table documents for a completed run without a validation split.
 SUMMARY_FIELDS = {
-    "arch", "depth", "shortcut", "seed", "params", "steps", "final_test_err", "final_train_err",
-    "wall_time_s", "train_images_per_s", "status", "device", "versions", "git",
+    "arch", "family", "depth", "shortcut", "seed", "params", "residual_twin_params", "steps", "max_steps", "status",
+    "final_test_err", "final_test_loss", "final_train_err", "final_train_loss", "wall_time_s", "train_images_per_s",
+    "device", "math", "versions", "git", "command", "started_at", "finished_at", "resumed", "config", "wandb",
 }
+PLAIN_8_PARAMS = 75_290  # CifarNet(8): 3x3 convs 16/32/64 + BN + linear; option A adds no parameters
 
 
 def train_tiny(tmp_path, fake_cifar_root, *overrides):
@@ -42,8 +46,19 @@ def test_a_few_steps_write_the_documented_run_directory(tiny_run):
     assert SUMMARY_FIELDS <= set(summary)
     assert (summary["arch"], summary["depth"], summary["shortcut"], summary["seed"]) == ("plain", 8, "none", 1)
     assert (summary["status"], summary["steps"]) == ("completed", 12)
+    assert set(summary) == SUMMARY_FIELDS
+    assert summary["params"] == summary["residual_twin_params"] == PLAIN_8_PARAMS
+    assert (summary["family"], summary["max_steps"], summary["resumed"]) == ("cifar", 12, False)
+    assert summary["config"] == yaml.safe_load(run.path.joinpath("config.yaml").read_text())
+    assert summary["command"].startswith("python -m degradation.train ") and "seed=1" in summary["command"]
+    # lr of every training row: 0.1, the paper's rate (no warm-up below depth 110, milestones at 32k/48k)
+    assert [row["lr"] for row in rows if row["train_err"] is not None] == [0.1, 0.1, 0.1]
     assert summary["final_test_err"] == rows[-1]["test_err"] and summary["final_train_err"] == rows[-1]["train_err"]
     assert summary["train_images_per_s"] > 0 and summary["versions"]["torch"]
+    # the paper's arithmetic, recorded: IEEE fp32 convolutions and matmuls (no TF32)
+    assert summary["math"] == {"precision": "32-true", "tf32_conv": False, "tf32_matmul": False,
+                               "float32_matmul_precision": "highest", "cudnn_benchmark": False,
+                               "deterministic": bool(REPEATABLE)}
     assert run.last_checkpoint.is_file() and (run.path / "config.yaml").is_file()
 
 
@@ -101,3 +116,33 @@ def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fak
         assert summary["params"] < summary["residual_twin_params"]
     # Figure 7's layers: the stem, two 3x3 convs per basic block, one per bottleneck.
     assert len(read_responses(run.path)) == {18: 1 + 2 * 8, 34: 1 + 2 * 16, 50: 1 + 16}[depth]
+
+
+def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):
+    """A local sweep trains its runs one after another in one process: nothing of a finished run may
+    stay alive (on a GPU, its weights and optimizer state would hold device memory) until a later
+    garbage collection happens to run."""
+    import gc
+    import weakref
+
+    from degradation import train as train_script
+    from conftest import compose_config
+
+    built = []
+    build_module = train_script.build_module
+
+    def remembered(*args, **kwargs):
+        module = build_module(*args, **kwargs)
+        built.append(weakref.ref(module))
+        return module
+
+    monkeypatch.setattr(train_script, "build_module", remembered)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    gc.collect()
+    gc.disable()  # only what train() itself frees counts
+    try:
+        train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+        assert len(built) == 1 and built[0]() is None
+    finally:
+        gc.enable()

@@ -15,7 +15,6 @@ import errno
 import os
 import signal
 import sys
-from pathlib import Path
 
 from degradation import checkpoints, train
 from degradation.module import ClassifierModule
@@ -72,10 +71,22 @@ def half_written_checkpoint(original, path, data):
 
 
 def killed_between_renames(original, path, data):
-    temporary = checkpoints.temporary_path(path)
-    temporary.write_bytes(data)
-    os.replace(path, path.with_name(checkpoints.PREVIOUS_NAME))
-    die()
+    """Runs the real write, and kills it after its first rename (last.ckpt moved aside), before the second."""
+    real_replace = os.replace
+    renames = 0
+
+    def replace_then_die(source, destination):
+        nonlocal renames
+        renames += 1
+        if renames == 2:
+            die()
+        real_replace(source, destination)
+
+    os.replace = replace_then_die
+    try:
+        original(path, data)
+    finally:
+        os.replace = real_replace
 
 
 def half_written_row(original, logger, *args, **kwargs):
@@ -92,8 +103,18 @@ def no_space_for_row(original, logger, *args, **kwargs):
 
 
 def no_space_for_checkpoint(original, path, data):
-    Path(checkpoints.temporary_path(path)).write_bytes(data[: len(data) // 3])
-    raise disk_full(checkpoints.temporary_path(path))
+    """Runs the real write; the disk fills up when it syncs the file it wrote, a third of the bytes on disk."""
+    real_fsync = os.fsync
+
+    def fsync_on_a_full_disk(descriptor):
+        os.ftruncate(descriptor, len(data) // 3)
+        raise disk_full(path)
+
+    os.fsync = fsync_on_a_full_disk
+    try:
+        original(path, data)
+    finally:
+        os.fsync = real_fsync
 
 
 def install(fault: str) -> None:

@@ -37,10 +37,16 @@ def test_a_full_disk_stops_the_run_with_one_line_and_the_last_checkpoint_intact(
     assert_same_results(run, straight_run)
 
 
-def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, fake_cifar_root):
-    result = run_with_fault("enospc-checkpoint:2", *tiny(fake_cifar_root, "name=full"), cwd=tmp_path)
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, fake_cifar_root, straight_run):
+    args = tiny(fake_cifar_root, "name=full")
+    result = run_with_fault("enospc-checkpoint:2", *args, cwd=tmp_path)  # inside the real write of the step-12 one
     assert result.returncode == 1 and "No space left on device" in result.stderr.strip().splitlines()[-1]
-    assert checkpoint_step(run_dir(tmp_path, "full").last_checkpoint) == 6
+    run = run_dir(tmp_path, "full")
+    assert checkpoint_step(run.last_checkpoint) == 6
+
+    run_ok(*args, cwd=tmp_path)  # space freed: the rerun resumes from step 6 and loses nothing
+    assert_same_results(run, straight_run)
+    assert not list(run.checkpoint_dir.glob(".*.tmp"))  # the partial file is gone
 
 
 def test_a_run_directory_that_vanishes_mid_run_stops_it_with_one_line(tmp_path, fake_cifar_root):

@@ -1,0 +1,258 @@
+"""`make mutants` (`python tests/mutants.py [--only TEXT] [--list]`): do the tests catch a broken promise?
+
+Each mutation below changes one line of the product in a scratch copy of the checkout and runs the
+test that should catch it; the mutation is caught when that test fails. Prints one line per mutation
+(caught / SURVIVED / STALE, when the line to change is no longer in the file) and exits 1 unless every
+mutation is caught. The list is the one home of "which test guards which promise": add a line here with
+every promise the README makes.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    promise: str  # what breaks
+    file: str  # relative to the repository root
+    original: str  # the exact text, found exactly once in file
+    mutant: str
+    test: str  # the pytest node id that must fail
+
+
+MUTATIONS = [
+    # --- reliability (README "Reliability") ---------------------------------------------------------------
+    Mutation("checkpoints written in place, no temporary file, no previous.ckpt",
+             "src/degradation/checkpoints.py", "    temporary = temporary_path(path)\n",
+             "    return path.write_bytes(data)\n",
+             "tests/reliability/test_interruption.py::test_a_run_killed_at_any_moment_ends_as_an_uninterrupted_one[kill-checkpoint:2]"),
+    Mutation("checkpoints written in place (the full-disk test)",
+             "src/degradation/checkpoints.py", "    temporary = temporary_path(path)\n",
+             "    return path.write_bytes(data)\n",
+             "tests/reliability/test_failing_parts.py::test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint"),
+    Mutation("metrics rows cut by a kill are kept",
+             "src/degradation/rundir.py",
+             '        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]\n',
+             '        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step or True]\n',
+             "tests/reliability/test_interruption.py::test_a_run_killed_at_any_moment_ends_as_an_uninterrupted_one[kill-metrics:5]"),
+    Mutation("no checkpoint on a preemption signal",
+             "src/degradation/callbacks.py", "        trainer.save_checkpoint(self.path)\n", "        pass\n",
+             "tests/reliability/test_preemption.py::test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there[TERM]"),
+    Mutation("no fallback to previous.ckpt",
+             "src/degradation/checkpoints.py", "    for path in (last, last.with_name(PREVIOUS_NAME)):\n",
+             "    for path in (last,):\n",
+             "tests/reliability/test_interruption.py::test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one_with_a_warning"),
+    Mutation("W&B errors not caught",
+             "src/degradation/tracking.py", "    except Exception as error:\n        if resolve_mode(",
+             "    except ZeroDivisionError as error:\n        if resolve_mode(",
+             "tests/reliability/test_failing_parts.py::test_wandb_unreachable_falls_back_to_offline_logging_with_one_warning"),
+    Mutation("disk errors not caught",
+             "src/degradation/train.py", "    except OSError as error:\n        # A full disk",
+             "    except ZeroDivisionError as error:\n        # A full disk",
+             "tests/reliability/test_failing_parts.py::test_a_full_disk_stops_the_run_with_one_line_and_the_last_checkpoint_intact"),
+    Mutation("no lock on a run directory",
+             "src/degradation/train.py", "    lock.acquire()  # two processes never train one run directory\n",
+             "    pass\n",
+             "tests/reliability/test_concurrency.py::test_two_sweeps_started_together_train_each_run_exactly_once"),
+    Mutation("NaN/inf not checked",
+             "src/degradation/module.py", "            if value is not None and not math.isfinite(value):\n",
+             "            if False:\n",
+             "tests/reliability/test_divergence.py::test_a_run_that_diverges_keeps_its_last_good_checkpoint_and_metrics"),
+    Mutation("lr <= 0 accepted",
+             "src/degradation/config.py", '    require(positive(optim.lr), "optim.lr", "a number > 0", optim.lr)\n', "",
+             "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[negative lr]"),
+    Mutation("a kill between the two renames is not survived (checkpoint written in place)",
+             "src/degradation/checkpoints.py", "    temporary = temporary_path(path)\n",
+             "    return path.write_bytes(data)\n",
+             "tests/reliability/test_interruption.py::test_a_run_killed_at_any_moment_ends_as_an_uninterrupted_one[kill-rename:2]"),
+    # --- the paper's protocol -------------------------------------------------------------------------------
+    Mutation("images padded before the mean is subtracted (padding = -mean)",
+             "src/degradation/data.py",
+             "            images = normalize(self.split.images[index], self.mean)\n            if self.train:\n"
+             "                images = crop_and_flip(images, offsets[index], flips[index], self.pad)\n",
+             "            images = self.split.images[index]\n            if self.train:\n"
+             "                images = crop_and_flip(images, offsets[index], flips[index], self.pad)\n"
+             "            images = normalize(images, self.mean)\n",
+             "tests/test_data.py::test_padding_is_zero_after_mean_subtraction"),
+    Mutation("ResNet-110 loses its warm-up",
+             "src/degradation/config.py", "    return cfg.optim.warmup_steps if on else 0\n", "    return 0\n",
+             "tests/test_module.py::test_the_optimizer_follows_the_paper_schedule_step_by_step"),
+    Mutation("the learning-rate milestones are dropped",
+             "src/degradation/train.py", "        milestones=list(optim.milestones),\n", "        milestones=[],\n",
+             "tests/test_module.py::test_the_optimizer_follows_the_paper_schedule_step_by_step"),
+    Mutation("Table 6 reports the final test error despite a validation split",
+             "src/degradation/figures.py",
+             '    """The run\'s final test error, or, with a validation split, the test error where validation was best."""\n',
+             '    """The run\'s final test error, or, with a validation split, the test error where validation was best."""\n'
+             "    return run.final_test_err\n",
+             "tests/test_figures.py::test_table6_reports_the_test_error_where_validation_was_best_not_the_final_one"),
+    Mutation("logger not allowed to differ on resume",
+             "src/degradation/config.py", '("name", "runs_root", "logger",', '("name", "runs_root",',
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[logger=wandb]"),
+    Mutation("data.download not allowed to differ on resume",
+             "src/degradation/config.py", '"data.root", "data.download",', '"data.root",',
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[data.download=false]"),
+    Mutation("data.eval_batch_size not allowed to differ on resume",
+             "src/degradation/config.py", '"data.download", "data.eval_batch_size",', '"data.download",',
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[data.eval_batch_size=500]"),
+    Mutation("trainer.accelerator not allowed to differ on resume",
+             "src/degradation/config.py", '                "trainer.accelerator", ', '                ',
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[trainer.accelerator=cpu]"),
+    Mutation("trainer.progress_bar not allowed to differ on resume",
+             "src/degradation/config.py", '"trainer.devices", "trainer.progress_bar", ', '"trainer.devices", ',
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[trainer.progress_bar=true]"),
+    Mutation("metrics.csv logs 7x the learning rate",
+             "src/degradation/module.py", "lr=self.schedule.lr_at(step - 1))", "lr=7 * self.schedule.lr_at(step - 1))",
+             "tests/test_train.py::test_a_few_steps_write_the_documented_run_directory"),
+    Mutation("summary.json loses a documented key",
+             "src/degradation/train.py", '        "max_steps": cfg.trainer.max_steps,\n', "",
+             "tests/test_train.py::test_a_few_steps_write_the_documented_run_directory"),
+    # --- README promises (tests/test_promises.py) -----------------------------------------------------------
+    Mutation("checkpoints loaded with pickled code allowed",
+             "src/degradation/checkpoints.py", "map_location=map_location, weights_only=True)",
+             "map_location=map_location, weights_only=False)",
+             "tests/test_promises.py::test_checkpoints_load_weights_only_and_refuse_pickled_code"),
+    Mutation("a dry run leaves empty run folders behind",
+             "src/degradation/train.py",
+             '    log.info("dry run: would %s %s", action, run_dir.path)\n    run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))\n',
+             '    log.info("dry run: would %s %s", action, run_dir.path)\n',
+             "tests/test_promises.py::test_a_dry_run_says_what_it_would_do_and_writes_nothing"),
+    Mutation("eval_every=null evaluates every other epoch",
+             "src/degradation/train.py", "val_check_interval=settings.eval_every or datamodule.steps_per_epoch,",
+             "val_check_interval=settings.eval_every or 2 * datamodule.steps_per_epoch,",
+             "tests/test_promises.py::test_eval_every_null_evaluates_once_per_epoch"),
+    Mutation("WANDB_MODE in the environment ignored",
+             "src/degradation/tracking.py", '    requested = os.environ.get("WANDB_MODE", requested)\n', "",
+             "tests/test_promises.py::test_wandb_mode_auto_and_the_environment_override[online-disabled-True-disabled]"),
+    Mutation("every parallel job on the first GPU",
+             "src/degradation/sweep.py", "ids[job_num % len(ids)]", "ids[0]",
+             "tests/test_promises.py::test_parallel_sweep_jobs_are_pinned_to_gpus_round_robin"),
+    Mutation("figures take the oldest sweep",
+             "src/degradation/results.py", "    return max(candidates, key=newest)\n", "    return min(candidates, key=newest)\n",
+             "tests/test_promises.py::test_figures_take_the_sweep_with_the_newest_result_by_default"),
+    Mutation("make sweep-cifar drops SEEDS",
+             "Makefile", "$(if $(SEEDS),seed=$(SEEDS)) ", "",
+             "tests/test_promises.py::test_make_maps_its_sweep_variables_to_overrides"),
+    Mutation("a sweep with a failed run exits 0",
+             "src/degradation/train.py", "    if sweep.failed_runs:\n", "    if False:\n",
+             "tests/test_promises.py::test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run"),
+    Mutation("a failed run is kept, not retried",
+             "src/degradation/rundir.py", "FINISHED = (COMPLETED, DIVERGED)", "FINISHED = (COMPLETED, DIVERGED, FAILED)",
+             "tests/test_promises.py::test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run"),
+    Mutation("Table 6 training error from the test curve",
+             "src/degradation/figures.py",
+             "            train = np.array([r.final_train_err for r in runs if r.final_train_err is not None], dtype=float)\n",
+             "            train = np.array([r.final_test_err for r in runs if r.final_test_err is not None], dtype=float)\n",
+             "tests/test_figures.py::test_table6_gives_the_training_error_and_counts_diverged_runs"),
+    Mutation("Table 6 does not count diverged runs",
+             "src/degradation/figures.py", '"diverged": sum(r.diverged_at is not None for r in runs),', '"diverged": 0,',
+             "tests/test_figures.py::test_table6_gives_the_training_error_and_counts_diverged_runs"),
+    # --- end-of-run work and GPU correctness ----------------------------------------------------------------
+    Mutation("responses measured on the compiled network",
+             "src/degradation/responses.py", "        net = eager_copy(pl_module).to(trainer.strategy.root_device)\n",
+             "        net = pl_module.net\n",
+             "tests/test_responses.py::test_a_compiled_network_never_traces_the_response_hooks"),
+    Mutation("responses measured after fit(), when teardown has moved the network",
+             "src/degradation/responses.py", "    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:\n",
+             "    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:\n",
+             "tests/test_responses.py::test_responses_are_written_while_the_trainer_still_holds_the_network"),
+    Mutation("a finished run stays in memory until a later garbage collection",
+             "src/degradation/train.py", "    gc.collect()\n", "",
+             "tests/test_train.py::test_a_run_frees_its_network_when_it_returns"),
+    Mutation("speed.channels_last forced off",
+             "src/degradation/module.py", '    if speed["channels_last"]:\n        net.to(', '    if False:\n        net.to(',
+             "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[channels_last]"),
+    Mutation("speed.fused_sgd forced off",
+             "src/degradation/module.py", '            fused=self.speed["fused_sgd"] or None,\n', "            fused=None,\n",
+             "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[fused_sgd]"),
+    Mutation("speed.cudnn_benchmark forced off",
+             "src/degradation/train.py", "        benchmark=cfg.speed.cudnn_benchmark,\n", "        benchmark=False,\n",
+             "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[cudnn_benchmark]"),
+    Mutation("bf16 forced off (trainer.precision ignored)",
+             "src/degradation/train.py", "        precision=settings.precision,\n", '        precision="32-true",\n',
+             "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[bf16-mixed]"),
+    Mutation("speed.compile forced off",
+             "src/degradation/module.py", '    if speed["compile"] or cuda_graphs:\n', "    if False:\n",
+             "tests/test_speed.py::test_the_fast_preset_in_fp32_on_a_cpu_compiles_and_agrees_with_the_default_path"),
+    Mutation("speed.tf32 ignored",
+             "src/degradation/precision.py", "    torch.backends.cudnn.allow_tf32 = enabled\n",
+             "    torch.backends.cudnn.allow_tf32 = False\n",
+             "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[tf32]"),
+]
+
+
+def scratch_copy(destination: Path) -> None:
+    """The files git tracks, and the untracked ones it does not ignore, as they are in the working tree."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def apply(mutation: Mutation, tree: Path) -> bool:
+    path = tree / mutation.file
+    text = path.read_text()
+    if text.count(mutation.original) != 1:
+        return False
+    path.write_text(text.replace(mutation.original, mutation.mutant))
+    return True
+
+
+def run_test(mutation: Mutation, tree: Path) -> subprocess.CompletedProcess:
+    """The test in the scratch tree; its src/ comes first on the path, also for the subprocesses it starts."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tree / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", mutation.test],
+                          cwd=tree, env=env, capture_output=True, text=True)
+
+
+def verdict(mutation: Mutation) -> str:
+    with tempfile.TemporaryDirectory(prefix="mutant-") as scratch:
+        tree = Path(scratch)
+        scratch_copy(tree)
+        if not apply(mutation, tree):
+            return "STALE"
+        result = run_test(mutation, tree)
+        if result.returncode == 0:
+            return "SURVIVED"
+        return "caught" if " failed" in result.stdout or " error" in result.stdout else f"ERROR (pytest exit {result.returncode})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make mutants", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="only the mutations whose promise or test contains this text")
+    parser.add_argument("--list", action="store_true", help="list the mutations and their tests; run nothing")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if not args.only or args.only in m.promise or args.only in m.test]
+    if not chosen:
+        print(f"error: --only: no mutation matches {args.only!r}", file=sys.stderr)
+        return 2
+    verdicts = []
+    for mutation in chosen:
+        if args.list:
+            print(f"{mutation.promise:<70} {mutation.test}")
+            continue
+        started = time.perf_counter()
+        verdicts.append(verdict(mutation))
+        print(f"{verdicts[-1]:<9} {mutation.promise:<70} {time.perf_counter() - started:5.0f} s  {mutation.test}", flush=True)
+    if args.list:
+        return 0
+    caught = verdicts.count("caught")
+    print(f"{caught} of {len(verdicts)} mutations caught")
+    return 0 if caught == len(verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""README promises that no other test checked (issue 12's list), each at the smallest level that can break."""
+
+import os
+import subprocess
+import time
+
+import pytest
+import torch
+
+from degradation import results, sweep, tracking
+from degradation.checkpoints import AtomicCheckpointIO
+from degradation.rundir import RunDir
+from conftest import TINY_RUN, compose_config
+from synthetic_sweep import write_sweep
+
+
+def test_checkpoints_load_weights_only_and_refuse_pickled_code(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"global_step": 1, "payload": os.getcwd}, path)  # a function: pickled code, not a tensor
+    with pytest.raises(Exception, match="[Ww]eights only"):
+        AtomicCheckpointIO().load_checkpoint(path)
+    torch.save({"global_step": 1, "state_dict": {"w": torch.zeros(2)}}, path)
+    assert AtomicCheckpointIO().load_checkpoint(path)["global_step"] == 1
+
+
+def test_a_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path, fake_cifar_root):
+    from degradation import train as train_script
+
+    run = RunDir(tmp_path / "runs/default/resnet-8/seed=0")
+    run.path.mkdir(parents=True)  # as Hydra makes it before the job runs
+    cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "dry_run=true", f"runs_root={tmp_path / 'runs'}")
+    assert train_script.train(cfg, run) == {"status": "would train"}
+    assert not (tmp_path / "runs").exists()  # the empty folders Hydra made are removed too
+
+
+def test_eval_every_null_evaluates_once_per_epoch(tmp_path, fake_cifar_root):
+    from degradation import train as train_script
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "trainer.eval_every=null", "trainer.max_steps=20")
+    train_script.train(cfg, run)
+    assert [row["step"] for row in run.read_metrics() if row["test_err"] is not None] == [10, 20]  # 10 steps per epoch
+
+
+@pytest.mark.parametrize("requested, environment, credentials, expected", [
+    ("auto", None, True, "online"),
+    ("auto", None, False, "offline"),
+    ("online", None, False, "offline"),  # never a prompt: no credentials means offline
+    ("online", "disabled", True, "disabled"),  # WANDB_MODE in the environment wins
+    ("offline", "online", True, "online"),
+])
+def test_wandb_mode_auto_and_the_environment_override(monkeypatch, requested, environment, credentials, expected):
+    monkeypatch.setattr(tracking, "has_credentials", lambda: credentials)
+    if environment is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", environment)
+    assert tracking.resolve_mode(requested) == expected
+
+
+def test_parallel_sweep_jobs_are_pinned_to_gpus_round_robin(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    for job, expected in [(0, "4"), (1, "5"), (2, "6"), (3, "4")]:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
+        assert sweep.assign_gpu(job) == expected and os.environ["CUDA_VISIBLE_DEVICES"] == expected
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert sweep.assign_gpu(1) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0"  # one GPU: nothing to spread
+
+
+def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
+    older, newer = write_sweep(tmp_path / "a"), write_sweep(tmp_path / "b")
+    past = time.time() - 3600
+    for summary in newer.glob("*/seed=*/summary.json"):
+        os.utime(summary, (past, past))
+    assert results.latest_sweep(tmp_path) == older
+
+
+@pytest.mark.parametrize("experiment, grid", [
+    ("sweep_cifar", {"model": "plain,resnet", "model.depth": "20,32,44,56,110", "seed": "0"}),
+    ("sweep_quick", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0"}),
+    ("sweep_imagenet_resnets", {"model": "resnet18,resnet34,resnet50", "model.residual": "true,false", "seed": "0"}),
+])
+def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
+    from hydra import compose, initialize_config_dir
+
+    from degradation.train import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+        cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.hydra.mode.name == "MULTIRUN"
+    assert {key: str(value) for key, value in cfg.hydra.sweeper.params.items()} == grid
+
+
+def test_make_maps_its_sweep_variables_to_overrides():
+    result = subprocess.run(["make", "-n", "sweep-cifar", "SEEDS=0,1", "DEPTHS=20,56", "ARCHS=plain", "LAUNCHER=joblib",
+                             "JOBS=4", "NAME=lr", "DRY=1", "EXTRA=optim.lr=0.05"],
+                            cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True, text=True)
+    [command] = [line for line in result.stdout.splitlines() if "degradation.train" in line]
+    assert command.split("degradation.train ", 1)[1].split() == [
+        "experiment=sweep_cifar", "model=plain", "model.depth=20,56", "seed=0,1", "launcher=joblib", "jobs=4", "name=lr",
+        "dry_run=true", "optim.lr=0.05"]
+
+
+def test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run(tmp_path, fake_cifar_root):
+    import json
+    import sys
+    from pathlib import Path
+
+    from conftest import run_train, subprocess_env
+
+    args = ["-m", *TINY_RUN, f"data.root={fake_cifar_root}", "model=plain,resnet", "name=failing"]
+    faults = Path(__file__).parent / "reliability" / "faults.py"
+    first = subprocess.run([sys.executable, str(faults), *args], cwd=tmp_path, env=subprocess_env(FAULT="enospc-metrics:3"),
+                           capture_output=True, text=True, timeout=300)  # the third metrics row: in the first job
+    status = lambda arch: json.loads((tmp_path / f"runs/failing/{arch}-8/seed=0/summary.json").read_text())["status"]  # noqa: E731
+    assert first.returncode == 1, first.stderr[-2000:]
+    assert (status("plain"), status("resnet")) == ("failed", "completed")
+    assert "1 run(s) failed" in first.stdout
+
+    again = run_train(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (status("plain"), status("resnet")) == ("completed", "completed")
+    assert "already completed" in again.stdout + again.stderr  # the completed run was not trained again
