@@ -122,3 +122,55 @@ def test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run(t
     assert again.returncode == 0, again.stderr[-2000:]
     assert (status("plain"), status("resnet")) == ("completed", "completed")
     assert "already completed" in again.stdout + again.stderr  # the completed run was not trained again
+
+
+def test_the_lock_heartbeat_is_refreshed_while_training(monkeypatch):
+    from types import SimpleNamespace
+
+    from degradation import callbacks
+
+    now, beats = [0.0], []
+    monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])
+    heartbeat = callbacks.LockHeartbeat(SimpleNamespace(heartbeat=lambda: beats.append(now[0])), every_s=60)
+    for now[0] in (1000.0, 1030.0, 1061.0, 1100.0, 1125.0):  # one training step ends at each of these times
+        heartbeat.on_train_batch_end(None, None, None, None, 0)
+    assert beats == [1000.0, 1061.0, 1125.0]  # at least once a minute while steps go on
+
+
+def test_a_run_another_live_process_trains_shows_as_elsewhere_not_failed(tmp_path):
+    from degradation.lock import RunLock
+    from synthetic_sweep import write_run
+
+    run = write_run(tmp_path / "sweep", "resnet", 20, 0, status="running")
+    lock = RunLock(run.path)
+    lock.acquire()  # a live holder: this process
+    try:
+        table, failed = sweep.sweep_table(tmp_path / "sweep")
+    finally:
+        lock.release()
+    assert "elsewhere" in table and failed == []
+    table, failed = sweep.sweep_table(tmp_path / "sweep")  # nobody holds it any more: a run that stopped
+    assert "elsewhere" not in table and failed == ["resnet-20/seed=0"]
+
+
+def test_wandb_failing_offline_too_leaves_the_run_with_metrics_csv_only(tmp_path, monkeypatch, caplog):
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(tracking, "make_logger", unreachable)
+    monkeypatch.setattr(tracking, "has_credentials", lambda: True)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    cfg = compose_config("logger=wandb", "logger.wandb.mode=online")
+    with caplog.at_level("WARNING"):
+        assert tracking.open_run(cfg, tmp_path, None, {}) == (None, None)
+    assert "W&B offline failed too" in caplog.text and "metrics.csv only" in caplog.text
+
+
+def test_without_a_terminal_progress_is_a_line_every_log_every_steps(tmp_path, fake_cifar_root):
+    import re
+
+    from conftest import run_train
+
+    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", cwd=tmp_path)  # progress_bar=false, log_every=4
+    lines = re.findall(r"step (\d+)/12 \((\d+)%\) \| \d+ img/s \| .* \| eta \S+", result.stdout + result.stderr)
+    assert lines == [("4", "33"), ("8", "67"), ("12", "100")]

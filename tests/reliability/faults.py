@@ -5,6 +5,7 @@
     kill-rename:K        SIGKILL between the two renames that install the K-th checkpoint
     kill-metrics:K       SIGKILL with only the first character of the K-th metrics row written
     signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
+    wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min)
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
 
@@ -15,6 +16,8 @@ import errno
 import os
 import signal
 import sys
+import time
+from pathlib import Path
 
 from degradation import checkpoints, train
 from degradation.module import ClassifierModule
@@ -41,6 +44,12 @@ def nth_call(count: int, original, fault):
         return original(*args, **kwargs)
 
     return wrapper
+
+
+def wait_for(path: Path, timeout_s: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def during_step(step: int, action):
@@ -125,6 +134,9 @@ def install(fault: str) -> None:
     elif kind == "signal-step":
         signum = getattr(signal, f"SIG{rest[0]}")
         during_step(count, lambda: os.kill(os.getpid(), signum))
+    elif kind == "wait-step":
+        release = Path(os.environ["RELEASE"])
+        during_step(count, lambda: wait_for(release))
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
                     "enospc-checkpoint": no_space_for_checkpoint}[kind]

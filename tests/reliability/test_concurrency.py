@@ -5,24 +5,35 @@ import json
 import os
 import socket
 import subprocess
+import sys
+import time
 
 from conftest import run_train, subprocess_env, train_command
-from tiny_runs import assert_same_results, run_dir, run_ok, tiny
+from tiny_runs import FAULTS_SCRIPT, assert_same_results, run_dir, run_ok, tiny
 
 
-def test_two_sweeps_started_together_train_each_run_exactly_once(tmp_path, fake_cifar_root):
+def test_two_sweeps_started_together_split_the_work_and_train_each_run_once(tmp_path, fake_cifar_root):
+    """The first sweep is held inside its first run (plain-8) until the second sweep has finished: the second
+    must skip plain-8 (locked) and train resnet-8; the first then finishes plain-8 and finds resnet-8 done."""
     args = ["-m", *tiny(fake_cifar_root, "model=plain,resnet")]
     run_ok(*args, "name=straight", cwd=tmp_path)
-    sweeps = [subprocess.Popen(train_command(*args, "name=shared"), cwd=tmp_path, env=subprocess_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    logs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
-    assert [sweep.returncode for sweep in sweeps] == [0, 0], logs
+    release = tmp_path / "release"
+    first = subprocess.Popen([sys.executable, str(FAULTS_SCRIPT), *args, "name=shared"], cwd=tmp_path,
+                             env=subprocess_env(FAULT="wait-step:3", RELEASE=str(release)),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    plain_lock = run_dir(tmp_path, "shared", "plain").path / ".lock"
+    deadline = time.monotonic() + 120
+    while not plain_lock.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    second = run_ok(*args, "name=shared", cwd=tmp_path)  # runs to its end while the first waits in plain-8
+    release.touch()
+    first_log = first.communicate(timeout=600)[0]
+    second_log = second.stdout + second.stderr
+    assert first.returncode == 0, first_log[-3000:]
     for arch in ("plain", "resnet"):
         assert_same_results(run_dir(tmp_path, "shared", arch), run_dir(tmp_path, "straight", arch))
-    # Each run was trained by one sweep; the other skipped it (locked) or found it done.
-    trained = sum(log.count("completed: test error") for log in logs)
-    assert trained == 2, logs
-    assert all(("skipped:" in log and "is being trained by pid" in log) or "already completed" in log for log in logs)
+    assert second_log.count("completed: test error") == 1 and "skipped:" in second_log  # trained resnet-8 only
+    assert first_log.count("completed: test error") == 1 and "already completed" in first_log  # plain-8 only
 
 
 def test_a_run_locked_by_a_live_process_is_skipped_by_a_sweep_and_refused_alone(tmp_path, fake_cifar_root):
