@@ -131,3 +131,24 @@ def test_table6_gives_the_training_error_and_counts_diverged_runs(tmp_path):
     trains = [known_error("plain", 56, seed, 4000, True) for seed in (0, 1)]
     assert rows[("plain", 56)]["train_err_mean"] == pytest.approx(sum(trains) / 2)
     assert (rows[("plain", 56)]["diverged"], rows[("plain", 110)]["diverged"]) == (0, 1)
+
+
+def test_the_written_fig6_is_on_the_papers_axis_or_fitted_to_the_data_with_ylim_auto(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
+    sweep_dir = write_sweep(tmp_path / "grid")
+    axes_when_saved, savefig = {}, Figure.savefig
+
+    def recording_savefig(fig, path, *args, **kwargs):
+        axes_when_saved[Path(path).name] = [ax.get_ylim() for ax in fig.axes]
+        return savefig(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "paper")])
+    assert axes_when_saved["fig6.png"] == axes_when_saved["fig6.pdf"] == [(0.0, 20.0), (0.0, 20.0)]
+    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "auto"), "--ylim", "auto"])
+    lowest, highest = known_error("resnet", 56, 0, 4000, True), known_error("plain", 56, 1, 1000, False)
+    for low, high in axes_when_saved["fig6.png"]:  # the synthetic errors lie in [4.2, 16.6]: fitted, not 0-20
+        assert 0 < low <= lowest and highest <= high < 20

@@ -9,7 +9,7 @@ import time
 
 from degradation.rundir import RunDir
 from conftest import TINY_RUN, run_train, subprocess_env, train_command
-from wandb_files import run_record
+from wandb_files import records, run_record
 
 
 def tiny(fake_cifar_root, *overrides):
@@ -76,6 +76,14 @@ def test_wandb_offline_writes_one_run_per_job_with_group_name_and_config(tmp_pat
         assert (record.run_group, record.display_name) == ("wb", f"{arch}-8-s0")
         assert config["model"]["depth"] == 8 and config["model"]["arch"] == arch
         assert RunDir(run_dir).read_summary()["wandb"]["id"] == record.run_id
+        assert {arch, "depth-8"} <= set(record.tags)  # tags: arch and depth
+        # every metrics.csv row is a history row keyed by the iteration
+        history_steps = {json.loads(item.value_json) for r in records(wandb_files[0]) if r.WhichOneof("record_type") == "history"
+                         for item in r.history.item if [*item.nested_key, item.key][0] == "trainer/global_step"}
+        assert sorted(history_steps) == [row["step"] for row in RunDir(run_dir).read_metrics()]
+        step_axes = {(r.metric.glob_name, r.metric.step_metric) for r in records(wandb_files[0])
+                     if r.WhichOneof("record_type") == "metric"}
+        assert ("*", "trainer/global_step") in step_axes  # W&B plots every metric against the iteration (Lightning's WandbLogger defines it)
         assert not any(secret.encode() in path.read_bytes() for path in run_dir.rglob("*") if path.is_file())
 
 

@@ -127,7 +127,6 @@ def start(wandb_logger) -> dict | None:
     if wandb_logger is None:
         return None
     experiment = wandb_logger.experiment
-    experiment.define_metric("*", step_metric="trainer/global_step")
     return {"id": experiment.id, "mode": experiment.settings.mode, "group": experiment.group}
 
 
