@@ -72,3 +72,52 @@ def test_module_checkpoint_carries_the_open_training_window():
     module.train_tally = Tally()
     module.on_load_checkpoint(checkpoint)
     assert module.train_tally.read() == pytest.approx((0.5, 100.0))
+
+
+HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")  # each waits for the device
+
+
+def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_cifar_root, monkeypatch):
+    """Loss and error stay on the device between metrics rows: on a GPU a read would stall every step.
+    Steps that write a row (log_every, eval_every) may read; no other step does.
+    Counted here by wrapping the tensor methods that read values, within each step's hooks."""
+    import pytorch_lightning as pl
+
+    from degradation import train as train_script
+    from degradation.rundir import RunDir
+    from conftest import TINY_RUN
+
+    reads = []
+    for name in HOST_READS:
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    class ReadsPerStep(pl.Callback):
+        def __init__(self):
+            self.per_step = {}
+
+        def on_train_batch_start(self, trainer, *args):
+            self.before = len(reads)
+
+        def on_train_batch_end(self, trainer, *args):
+            self.per_step[trainer.global_step] = reads[self.before:]
+
+    counter, build_trainer = ReadsPerStep(), train_script.build_trainer
+
+    def with_counter(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+        trainer.callbacks.append(counter)
+        return trainer
+
+    monkeypatch.setattr(train_script, "build_trainer", with_counter)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+    assert sorted(counter.per_step) == list(range(1, 13))
+    row_steps = {row["step"] for row in run.read_metrics()}  # 4, 6, 8, 12: reading there is the point
+    assert {step: names for step, names in counter.per_step.items() if names and step not in row_steps} == {}

@@ -11,21 +11,31 @@ OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]
 CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 16 is on disk by then
 
 
-def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch):
-    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}")
+def crash_at(step: int, monkeypatch) -> None:
+    """Trainers built from now on crash at the end of `step` (monkeypatch.undo() ends it)."""
+    build_trainer = train_script.build_trainer
+
+    def crashing_trainer(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+        trainer.callbacks.append(CrashAt(step))
+        return trainer
+
+    monkeypatch.setattr(train_script, "build_trainer", crashing_trainer)
+
+
+@pytest.mark.parametrize("speed", [
+    pytest.param([], id="eager"),
+    # speed.compile keeps parameter names, so a compiled run's checkpoint loads into the compiled network again
+    pytest.param(["speed.compile=true"], id="compiled", marks=pytest.mark.slow),
+])
+def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch, speed):
+    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", *speed)
     straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
     for run in (straight, resumed):
         run.path.mkdir()
     train_script.train(cfg, straight)
 
-    build_trainer = train_script.build_trainer
-
-    def crashing_trainer(*args, **kwargs):
-        trainer = build_trainer(*args, **kwargs)
-        trainer.callbacks.append(CrashAt(CRASH_AT_STEP))
-        return trainer
-
-    monkeypatch.setattr(train_script, "build_trainer", crashing_trainer)
+    crash_at(CRASH_AT_STEP, monkeypatch)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_script.train(cfg, resumed)
     assert resumed.read_summary()["status"] == "failed"

@@ -5,6 +5,7 @@
     kill-rename:K        SIGKILL between the two renames that install the K-th checkpoint
     kill-metrics:K       SIGKILL with only the first character of the K-th metrics row written
     signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
+    signal-eval:K:SIG    send SIGTERM or SIGUSR1 to itself during the first batch of the K-th evaluation
     wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min)
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
@@ -44,6 +45,21 @@ def nth_call(count: int, original, fault):
         return original(*args, **kwargs)
 
     return wrapper
+
+
+def during_evaluation(count: int, action):
+    original = ClassifierModule.validation_step
+    evaluations = 0
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        nonlocal evaluations
+        if batch_idx == 0 and dataloader_idx == 0:
+            evaluations += 1
+            if evaluations == count:
+                action()
+        return original(self, batch, batch_idx, dataloader_idx)
+
+    ClassifierModule.validation_step = validation_step
 
 
 def wait_for(path: Path, timeout_s: float = 300.0) -> None:
@@ -134,6 +150,9 @@ def install(fault: str) -> None:
     elif kind == "signal-step":
         signum = getattr(signal, f"SIG{rest[0]}")
         during_step(count, lambda: os.kill(os.getpid(), signum))
+    elif kind == "signal-eval":
+        signum = getattr(signal, f"SIG{rest[0]}")
+        during_evaluation(count, lambda: os.kill(os.getpid(), signum))
     elif kind == "wait-step":
         release = Path(os.environ["RELEASE"])
         during_step(count, lambda: wait_for(release))

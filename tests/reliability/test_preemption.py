@@ -24,3 +24,16 @@ def test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there(nam
     resumed = run_ok(*args, cwd=tmp_path)
     assert "from last.ckpt (step 9)" in resumed.stdout + resumed.stderr
     assert_same_results(run, straight_run)
+
+
+def test_a_signal_during_an_evaluation_resumes_from_the_checkpoint_before_it(tmp_path, fake_cifar_root, straight_run):
+    """Half an evaluation is no state to resume from: the run stops with a warning and keeps the step-6 checkpoint."""
+    args = tiny(fake_cifar_root, "name=preempted")
+    stopped = run_with_fault("signal-eval:2:TERM", *args, cwd=tmp_path)  # the evaluation at step 12
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "arrived during an evaluation" in stopped.stdout + stopped.stderr
+    run = run_dir(tmp_path, "preempted")
+    assert run.read_summary()["status"] == "interrupted" and checkpoint_step(run.last_checkpoint) == 6
+    resumed = run_ok(*args, cwd=tmp_path)
+    assert "from last.ckpt (step 6)" in resumed.stdout + resumed.stderr
+    assert_same_results(run, straight_run)
