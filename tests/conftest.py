@@ -94,3 +94,17 @@ class CrashAt(pl.Callback):
     def on_train_batch_end(self, trainer, *args) -> None:
         if trainer.global_step == self.step:
             raise RuntimeError("simulated crash")
+
+
+def add_callback(monkeypatch, callback: pl.Callback) -> None:
+    """Every Trainer that degradation.train builds from now on gets `callback` (monkeypatch.undo() ends it)."""
+    from degradation import train as train_script
+
+    build_trainer = train_script.build_trainer
+
+    def with_callback(*args, **kwargs):
+        trainer = build_trainer(*args, **kwargs)
+        trainer.callbacks.append(callback)
+        return trainer
+
+    monkeypatch.setattr(train_script, "build_trainer", with_callback)

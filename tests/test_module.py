@@ -85,7 +85,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
 
     from degradation import train as train_script
     from degradation.rundir import RunDir
-    from conftest import TINY_RUN
+    from conftest import TINY_RUN, add_callback
 
     reads = []
     for name in HOST_READS:
@@ -107,14 +107,8 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
         def on_train_batch_end(self, trainer, *args):
             self.per_step[trainer.global_step] = reads[self.before:]
 
-    counter, build_trainer = ReadsPerStep(), train_script.build_trainer
-
-    def with_counter(*args, **kwargs):
-        trainer = build_trainer(*args, **kwargs)
-        trainer.callbacks.append(counter)
-        return trainer
-
-    monkeypatch.setattr(train_script, "build_trainer", with_counter)
+    counter = ReadsPerStep()
+    add_callback(monkeypatch, counter)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)

@@ -4,23 +4,11 @@ import pytest
 
 from degradation import train as train_script
 from degradation.rundir import RunDir
-from conftest import TINY_RUN, CrashAt, compose_config
+from conftest import TINY_RUN, CrashAt, add_callback, compose_config
 
 # 10 steps per epoch; checkpoints after the evaluations at 7, 14, 21; rows every 4 steps.
 OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]
 CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 16 is on disk by then
-
-
-def crash_at(step: int, monkeypatch) -> None:
-    """Trainers built from now on crash at the end of `step` (monkeypatch.undo() ends it)."""
-    build_trainer = train_script.build_trainer
-
-    def crashing_trainer(*args, **kwargs):
-        trainer = build_trainer(*args, **kwargs)
-        trainer.callbacks.append(CrashAt(step))
-        return trainer
-
-    monkeypatch.setattr(train_script, "build_trainer", crashing_trainer)
 
 
 @pytest.mark.parametrize("speed", [
@@ -35,7 +23,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path,
         run.path.mkdir()
     train_script.train(cfg, straight)
 
-    crash_at(CRASH_AT_STEP, monkeypatch)
+    add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_script.train(cfg, resumed)
     assert resumed.read_summary()["status"] == "failed"

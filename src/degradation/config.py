@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation.errors import UserError
 from degradation.imagenet_resnets import BLOCKS, STRIDE_IN, valid_depths
 from degradation.models import SHORTCUTS, InvalidDepthError, blocks_per_stage
+from degradation.module import SPEED_OFF
 from degradation.networks import FAMILIES
 from degradation.tracking import MODES
 
@@ -24,8 +25,7 @@ RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "da
 # before a key existed is still resumed or skipped by the same command.
 ADDED_KEYS = {
     "model.family": "cifar", "model.residual_scale": 1.0, "model.stride_in": "3x3",
-    **{f"speed.{key}": False for key in ("channels_last", "compile", "cuda_graphs", "fused_sgd",
-                                          "cudnn_benchmark", "sync_every_step", "tf32")},
+    **{f"speed.{key}": off for key, off in SPEED_OFF.items()},  # every switch was added off
 }
 ABSENT = object()
 WARMUP_AUTO_MIN_DEPTH = 110  # the paper warms up ResNet-110 (and 1202); shallower nets start at 0.1

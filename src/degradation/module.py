@@ -18,7 +18,8 @@ from degradation.networks import build_net
 
 log = logging.getLogger(__name__)
 SPEED_OFF = dict(
-    channels_last=False, compile=False, cuda_graphs=False, fused_sgd=False, cudnn_benchmark=False, sync_every_step=False, tf32=False
+    channels_last=False, compile=False, cuda_graphs=False, fused_sgd=False, cudnn_benchmark=False,
+    sync_every_step=False, tf32=False,
 )
 
 

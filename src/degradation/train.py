@@ -85,17 +85,17 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
         return train_locked(cfg, run_dir, lock, previous)
     finally:
         lock.release()
-        release_device_memory(compiled=cfg.speed.compile or cfg.speed.cuda_graphs)
+        release_device_memory()
 
 
-def release_device_memory(compiled: bool) -> None:
+def release_device_memory() -> None:
     """Frees what a run held on the GPU before the next run of a local sweep starts in this process.
 
     The Trainer and module form reference cycles that only a collection frees; compiled code and
-    CUDA graphs keep their memory pools until dynamo is reset (a later run compiles again).
+    CUDA graphs keep their memory pools until dynamo is reset (a later run compiles again; a reset
+    with nothing compiled costs nothing).
     """
-    if compiled:
-        torch._dynamo.reset()
+    torch._dynamo.reset()
     gc.collect()
     if torch.cuda.is_initialized():
         torch.cuda.empty_cache()

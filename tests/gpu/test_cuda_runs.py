@@ -8,7 +8,7 @@ import torch
 
 from degradation import train as train_script
 from degradation.rundir import RunDir
-from conftest import CrashAt, compose_config
+from conftest import CrashAt, add_callback, compose_config
 from gpu_runs import GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
 
 pytestmark = pytest.mark.gpu
@@ -82,19 +82,12 @@ def test_a_resumed_run_loads_its_checkpoint_onto_the_gpu(tmp_path, gpu_cifar_roo
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    build_trainer, recorder = train_script.build_trainer, RecordDevices()
-
-    def with_callback(callback):
-        def build(*args, **kwargs):
-            trainer = build_trainer(*args, **kwargs)
-            trainer.callbacks.append(callback)
-            return trainer
-        return build
-
-    monkeypatch.setattr(train_script, "build_trainer", with_callback(CrashAt(KILL_AT)))
+    add_callback(monkeypatch, CrashAt(KILL_AT))
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_script.train(cfg, run)
-    monkeypatch.setattr(train_script, "build_trainer", with_callback(recorder))
+    monkeypatch.undo()
+    recorder = RecordDevices()
+    add_callback(monkeypatch, recorder)
     summary = train_script.train(cfg, run)
     assert summary["status"] == "completed" and summary["resumed"] and summary["steps"] == STEPS
     assert recorder.devices == {"cpu" if ON_CPU else "cuda"}

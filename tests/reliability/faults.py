@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 from degradation import checkpoints, train
 from degradation.module import ClassifierModule
@@ -27,6 +28,12 @@ from degradation.rundir import MetricsCsvLogger
 
 def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def signal_self(name: str):
+    """An action that sends this process SIG<name> (TERM, USR1)."""
+    signum = getattr(signal, f"SIG{name}")
+    return lambda: os.kill(os.getpid(), signum)
 
 
 def disk_full(path) -> OSError:
@@ -82,23 +89,18 @@ def during_step(step: int, action):
 
 def half_written_checkpoint(original, path, data):
     """Runs the real write, and kills it when it syncs the file it wrote: cut to half its bytes."""
-    real_fsync = os.fsync
 
     def fsync_then_die(descriptor):
         os.ftruncate(descriptor, len(data) // 2)
         die()
 
-    os.fsync = fsync_then_die
-    try:
+    with mock.patch.object(os, "fsync", fsync_then_die):
         original(path, data)
-    finally:
-        os.fsync = real_fsync
 
 
 def killed_between_renames(original, path, data):
     """Runs the real write, and kills it after its first rename (last.ckpt moved aside), before the second."""
-    real_replace = os.replace
-    renames = 0
+    real_replace, renames = os.replace, 0
 
     def replace_then_die(source, destination):
         nonlocal renames
@@ -107,11 +109,8 @@ def killed_between_renames(original, path, data):
             die()
         real_replace(source, destination)
 
-    os.replace = replace_then_die
-    try:
+    with mock.patch.object(os, "replace", replace_then_die):
         original(path, data)
-    finally:
-        os.replace = real_replace
 
 
 def half_written_row(original, logger, *args, **kwargs):
@@ -129,17 +128,13 @@ def no_space_for_row(original, logger, *args, **kwargs):
 
 def no_space_for_checkpoint(original, path, data):
     """Runs the real write; the disk fills up when it syncs the file it wrote, a third of the bytes on disk."""
-    real_fsync = os.fsync
 
     def fsync_on_a_full_disk(descriptor):
         os.ftruncate(descriptor, len(data) // 3)
         raise disk_full(path)
 
-    os.fsync = fsync_on_a_full_disk
-    try:
+    with mock.patch.object(os, "fsync", fsync_on_a_full_disk):
         original(path, data)
-    finally:
-        os.fsync = real_fsync
 
 
 def install(fault: str) -> None:
@@ -148,11 +143,9 @@ def install(fault: str) -> None:
     if kind == "kill-step":
         during_step(count, die)
     elif kind == "signal-step":
-        signum = getattr(signal, f"SIG{rest[0]}")
-        during_step(count, lambda: os.kill(os.getpid(), signum))
+        during_step(count, signal_self(rest[0]))
     elif kind == "signal-eval":
-        signum = getattr(signal, f"SIG{rest[0]}")
-        during_evaluation(count, lambda: os.kill(os.getpid(), signum))
+        during_evaluation(count, signal_self(rest[0]))
     elif kind == "wait-step":
         release = Path(os.environ["RELEASE"])
         during_step(count, lambda: wait_for(release))
