@@ -6,9 +6,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-
-from degradation.train import CONFIG_DIR
+from degradation.config import compose_config as compose_real_config
 from fake_cifar import write_fake_cifar
 
 # Tests compare runs byte for byte. A CPU run is repeatable as it is; on a GPU that takes
@@ -51,8 +49,7 @@ def gpu_cifar_root(tmp_path_factory) -> Path:
 
 def compose_config(*overrides: str):
     """The real conf/ tree composed with overrides, as `python -m degradation.train` would."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_real_config(list(overrides))
 
 
 def train_command(*args: str) -> list[str]:
@@ -98,13 +95,13 @@ class CrashAt(pl.Callback):
 
 def add_callback(monkeypatch, callback: pl.Callback) -> None:
     """Every Trainer that degradation.train builds from now on gets `callback` (monkeypatch.undo() ends it)."""
-    from degradation import train as train_script
+    from degradation import build
 
-    build_trainer = train_script.build_trainer
+    build_trainer = build.build_trainer
 
     def with_callback(*args, **kwargs):
         trainer = build_trainer(*args, **kwargs)
         trainer.callbacks.append(callback)
         return trainer
 
-    monkeypatch.setattr(train_script, "build_trainer", with_callback)
+    monkeypatch.setattr(build, "build_trainer", with_callback)

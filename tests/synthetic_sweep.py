@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from degradation.rundir import MetricsCsvLogger, RunDir
+from degradation.rundir import RunDir
 
 STEPS = (1000, 2000, 3000, 4000)
 
@@ -16,10 +16,10 @@ def known_error(arch: str, depth: int, seed: int, step: int, train: bool) -> flo
 def write_run(sweep_dir: Path, arch: str, depth: int, seed: int, status: str = "completed", steps=STEPS) -> RunDir:
     run = RunDir(sweep_dir / f"{arch}-{depth}/seed={seed}")
     run.path.mkdir(parents=True)
-    logger = MetricsCsvLogger(run.metrics_path)
+    writer = run.metrics_writer()
     for step in steps:
-        logger.log_metrics({"train_err": known_error(arch, depth, seed, step, True), "epoch": 0}, step=step)
-        logger.log_metrics({"test_err": known_error(arch, depth, seed, step, False)}, step=step)
+        writer.write(step, {"train_err": known_error(arch, depth, seed, step, True), "epoch": 0})
+        writer.write(step, {"test_err": known_error(arch, depth, seed, step, False)})
     last = steps[-1]
     run.write_summary({
         "arch": arch, "depth": depth, "seed": seed, "status": status, "params": 1000 * depth, "steps": last,

@@ -43,7 +43,7 @@ def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     (["--switches", "warp_drive"], "error: --switches: all, none or some of"),
     (["--depths", "7"], "model.depth must be 6n+2"),
     (["model.depth=20"], "choose networks with --archs/--depths"),
-    (["--archs", "vgg"], "available: plain, resnet"),
+    (["--archs", "vgg"], "available: imagenet, plain, resnet"),
 ])
 def test_bad_bench_input_ends_with_one_line(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as exit_info:

@@ -5,8 +5,9 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from degradation import figures
-from degradation.responses import write_responses
+from degradation.responses import DEFINITION
 from degradation.results import load_sweep
+from degradation.rundir import RunDir
 from synthetic_sweep import known_error, write_run, write_sweep
 
 
@@ -98,7 +99,7 @@ def test_the_command_line_refuses_a_missing_sweep_with_one_line(tmp_path, capsys
 def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):
     sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0, 1))
     for seed, scale in ((0, 1.0), (1, 3.0)):
-        write_responses(sweep_dir / f"plain-20/seed={seed}", [scale * v for v in (1.0, 3.0, 2.0)], step=4000)
+        RunDir(sweep_dir / f"plain-20/seed={seed}").write_responses(DEFINITION, [scale * v for v in (1.0, 3.0, 2.0)], step=4000)
     fig = figures.figure7(load_sweep(sweep_dir))
     top, bottom = fig.axes
     assert top.get_xlabel() == "layer index (original)" and bottom.get_xlabel() == "layer index (sorted by magnitude)"
@@ -111,13 +112,13 @@ def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):
 def test_table6_reports_the_test_error_where_validation_was_best_not_the_final_one(tmp_path):
     """With a validation split (data.val_size > 0), Table 6 never selects on the test set: it reports the test
     error at the step of the lowest validation error."""
-    from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, MetricsCsvLogger, RunDir
+    from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS
 
     run = RunDir(tmp_path / "sweep/resnet-20/seed=0")
     run.path.mkdir(parents=True)
-    logger = MetricsCsvLogger(run.metrics_path, METRIC_COLUMNS + VAL_COLUMNS)
+    writer = run.metrics_writer(METRIC_COLUMNS + VAL_COLUMNS)
     for step, val_err, test_err in [(1000, 12.0, 11.0), (2000, 9.0, 10.0), (3000, 10.0, 8.5)]:
-        logger.log_metrics({"train_err": 5.0, "val_err": val_err, "test_err": test_err, "epoch": 0}, step=step)
+        writer.write(step, {"train_err": 5.0, "val_err": val_err, "test_err": test_err, "epoch": 0})
     run.write_summary({"arch": "resnet", "depth": 20, "seed": 0, "status": "completed", "params": 1, "steps": 3000,
                        "final_train_err": 5.0, "final_test_err": 8.5})
     [row] = figures.table6(load_sweep(tmp_path / "sweep"))

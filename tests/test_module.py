@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from degradation.config import warmup_steps
-from degradation.module import ClassifierModule, LrSchedule, Tally
-from degradation.train import build_module
+from degradation.build import build_module
+from degradation.module import ClassifierModule, LrSchedule
+from degradation.step import Tally, TrainStep
 from conftest import compose_config
 
 STEPS = (0, 399, 400, 31_999, 32_000, 48_000)
@@ -36,19 +37,20 @@ def test_warmup_is_on_by_default_for_depth_110_and_switchable(overrides, expecte
 PAPER_RESNET110_LR = (0.01, 0.01, 0.1, 0.1, 0.01, 0.001)
 
 
-def test_the_optimizer_follows_the_paper_schedule_step_by_step():
-    """From the composed config (not from LrSchedule itself): a lost warm-up or milestone must show here."""
+def test_the_optimizer_follows_the_paper_schedule_step_by_step(monkeypatch):
+    """From the composed config through the module's training_step (not from LrSchedule itself): a lost
+    warm-up or milestone must show here. The rate each update used is read inside optimizer.step()."""
     module = build_module(compose_config("model.depth=110"), ["test"])
-    config = module.configure_optimizers()
-    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    optimizer = module.configure_optimizers()
     assert optimizer.defaults["momentum"] == 0.9 and optimizer.defaults["weight_decay"] == 1e-4
-    optimizer.step()  # no gradients yet: changes nothing, but keeps the documented call order
-    rates = []
+    used, original_step = [], optimizer.step
+    monkeypatch.setattr(optimizer, "step", lambda: used.append(optimizer.param_groups[0]["lr"]) or original_step())
+    module.train_step = TrainStep(module.net, optimizer, module.speed, module.train_tally)
+    batch = (torch.randn(2, 3, 32, 32), torch.tensor([0, 1]))
     for step in STEPS:
-        scheduler.last_epoch = step - 1
-        scheduler.step()  # what Lightning does after each iteration
-        rates.append(optimizer.param_groups[0]["lr"])
-    assert rates == pytest.approx(PAPER_RESNET110_LR, rel=1e-12)
+        monkeypatch.setattr(ClassifierModule, "global_step", property(lambda self, step=step: step))
+        module.training_step(batch, 0)
+    assert used == pytest.approx(PAPER_RESNET110_LR, rel=1e-12)
 
 
 def test_tally_reads_mean_loss_and_percent_error_then_resets():
@@ -83,7 +85,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     Counted here by wrapping the tensor methods that read values, within each step's hooks."""
     import pytorch_lightning as pl
 
-    from degradation import train as train_script
+    from degradation import lifecycle
     from degradation.rundir import RunDir
     from conftest import TINY_RUN, add_callback
 
@@ -111,7 +113,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     add_callback(monkeypatch, counter)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+    lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
     assert sorted(counter.per_step) == list(range(1, 13))
     row_steps = {row["step"] for row in run.read_metrics()}  # 4, 6, 8, 12: reading there is the point
     assert {step: names for step, names in counter.per_step.items() if names and step not in row_steps} == {}

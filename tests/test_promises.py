@@ -24,22 +24,22 @@ def test_checkpoints_load_weights_only_and_refuse_pickled_code(tmp_path):
 
 
 def test_a_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path, fake_cifar_root):
-    from degradation import train as train_script
+    from degradation import lifecycle
 
     run = RunDir(tmp_path / "runs/default/resnet-8/seed=0")
     run.path.mkdir(parents=True)  # as Hydra makes it before the job runs
     cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "dry_run=true", f"runs_root={tmp_path / 'runs'}")
-    assert train_script.train(cfg, run) == {"status": "would train"}
+    assert lifecycle.train(cfg, run) == {"status": "would train"}
     assert not (tmp_path / "runs").exists()  # the empty folders Hydra made are removed too
 
 
 def test_eval_every_null_evaluates_once_per_epoch(tmp_path, fake_cifar_root):
-    from degradation import train as train_script
+    from degradation import lifecycle
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "trainer.eval_every=null", "trainer.max_steps=20")
-    train_script.train(cfg, run)
+    lifecycle.train(cfg, run)
     assert [row["step"] for row in run.read_metrics() if row["test_err"] is not None] == [10, 20]  # 10 steps per epoch
 
 
@@ -63,9 +63,11 @@ def test_parallel_sweep_jobs_are_pinned_to_gpus_round_robin(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
     for job, expected in [(0, "4"), (1, "5"), (2, "6"), (3, "4")]:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
-        assert sweep.assign_gpu(job) == expected and os.environ["CUDA_VISIBLE_DEVICES"] == expected
+        sweep.assign_gpu(job)
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    assert sweep.assign_gpu(1) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "0"  # one GPU: nothing to spread
+    sweep.assign_gpu(1)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"  # one GPU: nothing to spread
 
 
 def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
@@ -84,9 +86,9 @@ def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
 def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
     from hydra import compose, initialize_config_dir
 
-    from degradation.train import CONFIG_DIR
+    from degradation.conf import CONFIG_DIR
 
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert {key: str(value) for key, value in cfg.hydra.sweeper.params.items()} == grid

@@ -6,7 +6,8 @@ from torch import nn
 
 from degradation.data import CifarLoader, Split
 from degradation.models import CifarNet
-from degradation.responses import RecordResponses, eager_copy, read_responses, response_layers, response_stds
+from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
+from degradation.rundir import RunDir
 from conftest import TINY_RUN, compose_config
 
 
@@ -41,7 +42,7 @@ TINY_MODULE = ["model.depth=8", "data.download=false"]
 
 
 def tiny_module(*overrides):
-    from degradation.train import build_module
+    from degradation.build import build_module
 
     return build_module(compose_config(*TINY_MODULE, *overrides), ["test"])
 
@@ -51,7 +52,7 @@ def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_pat
     Here teardown moves it to the meta device instead: measuring after fit() would fail the same way."""
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
-    from degradation import train as train_script
+    from degradation import lifecycle
     from degradation.rundir import RunDir
 
     teardown = SingleDeviceStrategy.teardown
@@ -63,9 +64,9 @@ def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_pat
     monkeypatch.setattr(SingleDeviceStrategy, "teardown", teardown_to_another_device)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    summary = train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+    summary = lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
     assert summary["status"] == "completed"
-    stds = read_responses(run.path)
+    stds = run.read_responses()
     assert len(stds) == 7 and all(0 < std < float("inf") for std in stds)
 
 
@@ -80,9 +81,9 @@ def test_a_compiled_network_never_traces_the_response_hooks(tmp_path):
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")),
                               datamodule=SimpleNamespace(test_loader=lambda: loader), global_step=12)
     frames_before = counters["frames"]["total"]
-    RecordResponses(tmp_path).on_train_end(trainer, module)
+    RecordResponses(RunDir(tmp_path)).on_train_end(trainer, module)
     assert counters["frames"]["total"] == frames_before  # nothing was compiled while measuring
-    assert read_responses(tmp_path) == pytest.approx(eager, rel=1e-6)
+    assert RunDir(tmp_path).read_responses() == pytest.approx(eager, rel=1e-6)
 
 
 def test_batches_follow_the_network_to_its_device_in_float32():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from degradation import train as train_script
+from degradation import lifecycle
 from degradation.rundir import RunDir
 from conftest import TINY_RUN, CrashAt, add_callback, compose_config
 
@@ -21,16 +21,16 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path,
     straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
     for run in (straight, resumed):
         run.path.mkdir()
-    train_script.train(cfg, straight)
+    lifecycle.train(cfg, straight)
 
     add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_script.train(cfg, resumed)
+        lifecycle.train(cfg, resumed)
     assert resumed.read_summary()["status"] == "failed"
     assert max(row["step"] for row in resumed.read_metrics()) == 16  # logged after the checkpoint: dropped on resume
 
     monkeypatch.undo()
-    summary = train_script.train(cfg, resumed)
+    summary = lifecycle.train(cfg, resumed)
     assert summary["status"] == "completed" and summary["resumed"] is True
     assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()
     assert summary["final_test_err"] == straight.read_summary()["final_test_err"]

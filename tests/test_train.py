@@ -7,7 +7,6 @@ import sys
 import pytest
 import yaml
 
-from degradation.responses import RESPONSES_FILE, read_responses
 from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import REPEATABLE, TINY_RUN, run_train
 
@@ -90,13 +89,13 @@ def test_a_validation_split_adds_val_columns(tmp_path, fake_cifar_root):
 
 def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_training(tiny_run):
     _, run = tiny_run
-    written = read_responses(run.path)
+    written = run.read_responses()
     assert len(written) == 7  # depth 8: one 3x3 conv in the stem, two in each of 3 blocks
-    (run.path / RESPONSES_FILE).unlink()
+    run.responses_path.unlink()
     result = subprocess.run([sys.executable, "-m", "degradation.responses", str(run.last_checkpoint)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert read_responses(run.path) == pytest.approx(written, rel=1e-6)
+    assert run.read_responses() == pytest.approx(written, rel=1e-6)
 
 
 @pytest.mark.parametrize("model, residual", [("resnet18", "true"), ("resnet34", "false"), ("resnet50", "true")])
@@ -107,7 +106,7 @@ def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fak
                        "data.batch_size=4", "trainer.max_steps=3", "trainer.eval_every=3", "model.stride_in=1x1",
                        "model.residual_scale=0.5", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    run = RunDir(tmp_path / f"runs/default/{arch}-{depth}/seed=0")
+    run = RunDir(tmp_path / f"runs/default/imagenet-{arch}-{depth}/seed=0")  # never a CIFAR net's folder
     summary = run.read_summary()
     assert (summary["status"], summary["steps"], summary["family"], summary["depth"]) == ("completed", 3, "imagenet", depth)
     if residual == "true":
@@ -115,7 +114,31 @@ def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fak
     else:  # the plain twin's summary states what the projections would have added
         assert summary["params"] < summary["residual_twin_params"]
     # Figure 7's layers: the stem, two 3x3 convs per basic block, one per bottleneck.
-    assert len(read_responses(run.path)) == {18: 1 + 2 * 8, 34: 1 + 2 * 16, 50: 1 + 16}[depth]
+    assert len(run.read_responses()) == {18: 1 + 2 * 8, 34: 1 + 2 * 16, 50: 1 + 16}[depth]
+
+
+def run_and_sweep_dirs(*overrides: str) -> tuple[str, str]:
+    """Where Hydra puts this run, alone and as a job of a sweep named default."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from degradation.conf import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+    OmegaConf.resolve(cfg)
+    return cfg.hydra.run.dir, f"{cfg.hydra.sweep.dir}/{cfg.hydra.sweep.subdir}"
+
+
+def test_the_cifar_and_the_imagenet_style_resnet_50_never_share_a_run_directory():
+    """Both are resnet-50: the paper's 6n+2 net (n=8) and the bottleneck ResNet-50. The family tells them apart;
+    the paper's nets keep the names their run directories always had."""
+    cifar = run_and_sweep_dirs("model=resnet", "model.depth=50")
+    imagenet = run_and_sweep_dirs("model=resnet50")
+    assert cifar == ("runs/default/resnet-50/seed=0",) * 2
+    assert imagenet == ("runs/default/imagenet-resnet-50/seed=0",) * 2
+    assert run_and_sweep_dirs("model=imagenet", "model.depth=152", "model.residual=false", "seed=3")[0] == (
+        "runs/default/imagenet-plain-152/seed=3")
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):
@@ -125,24 +148,24 @@ def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monk
     import gc
     import weakref
 
-    from degradation import train as train_script
+    from degradation import build, lifecycle
     from conftest import compose_config
 
     built = []
-    build_module = train_script.build_module
+    build_module = build.build_module
 
     def remembered(*args, **kwargs):
         module = build_module(*args, **kwargs)
         built.append(weakref.ref(module))
         return module
 
-    monkeypatch.setattr(train_script, "build_module", remembered)
+    monkeypatch.setattr(build, "build_module", remembered)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     gc.collect()
     gc.disable()  # only what train() itself frees counts
     try:
-        train_script.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+        lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
         assert len(built) == 1 and built[0]() is None
     finally:
         gc.enable()

@@ -24,47 +24,34 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import loops, provenance
-from degradation.callbacks import TrainTimer
-from degradation.config import check_config
+from degradation import loops, provenance, speed
+from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
+                               pick_device)
+from degradation.cli import exit_with
+from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
-from degradation.errors import UserError
+from degradation.errors import UserError, require
 from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.rundir import RunDir
-from degradation.train import CONFIG_DIR, build_datamodule, build_module, build_trainer, exit_with, net_args
 
 PAPER_STEPS = 64_000
 DEFAULT_ARCHS = "plain,resnet"
 TEST_SIZE = 256  # the harness evaluates once, after its timed steps; kept small so that costs little
 SWITCHES = {  # what each row of the switch table overrides, relative to the configured path
-    "channels_last": ["speed.channels_last=true"],
+    **{name: [f"speed.{name}=true"] for name in speed.SWITCHES},
     "bf16-mixed": ["trainer.precision=bf16-mixed"],
-    "compile": ["speed.compile=true"],
-    "cuda_graphs": ["speed.cuda_graphs=true"],
-    "fused_sgd": ["speed.fused_sgd=true"],
-    "cudnn_benchmark": ["speed.cudnn_benchmark=true"],
-    "tf32": ["speed.tf32=true"],
-    "sync_every_step": ["speed.sync_every_step=true"],
     "speed=fast": ["speed=fast"],
     "speed=fast+fp32": ["speed=fast", "trainer.precision=32-true"],  # the fast path without bf16 (CPUs without bf16 units)
 }
-CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark": "cuDNN is CUDA only",
-             "tf32": "TF32 runs on CUDA tensor cores only"}
 log = logging.getLogger("degradation.bench")
 
 
 # --- configs and synthetic data ---------------------------------------------------------------
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base=None):
-        return compose(config_name="train", overrides=overrides)
 
 
 def bench_config(overrides: list[str], network: list[str], batch_size: int, total_steps: int) -> DictConfig:
@@ -96,8 +83,7 @@ def synthetic_split(size: int, seed: int = 0) -> Split:
 
 
 def bench_device(cfg: DictConfig) -> torch.device:
-    wants_gpu = cfg.trainer.accelerator in ("auto", "gpu", "cuda")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+    return pick_device(cfg.trainer.accelerator)
 
 
 # --- the three paths --------------------------------------------------------------------------
@@ -122,8 +108,7 @@ def harness_timer(cfg: DictConfig, train: Split, test: Split, warmup: int, steps
         datamodule.use_splits(train, test)
         module = build_module(cfg, datamodule.eval_names)
         timer = loops.StepTimer(warmup, steps, bench_device(cfg))
-        trainer = build_trainer(cfg, RunDir(scratch), datamodule, TrainTimer(cfg.data.batch_size), None)
-        trainer.callbacks.append(HarnessClock(timer, barrier))
+        trainer = build_trainer(cfg, RunDir(scratch), datamodule, callbacks=[HarnessClock(timer, barrier)])
         trainer.fit(module, datamodule=datamodule)
     return timer
 
@@ -131,12 +116,12 @@ def harness_timer(cfg: DictConfig, train: Split, test: Split, warmup: int, steps
 def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> dict[str, float]:
     """Seconds per step of each path: the best of `rounds` rounds that take the paths in turn,
     so that a slow spell of a shared machine does not land on one path only."""
-    device, batch_size = bench_device(cfg), cfg.data.batch_size
-    speed = OmegaConf.to_container(cfg.speed)
+    device, batch_size, net, optim = bench_device(cfg), cfg.data.batch_size, network_args(cfg), optimizer_args(cfg)
     measure = {
         "harness": lambda: harness_timer(cfg, train, test, warmup, steps).step_s,
-        "reference": lambda: loops.reference_step_s(net_args(cfg), train, batch_size, device, warmup, steps),
-        "bare": lambda: loops.bare_step_s(net_args(cfg), speed, cfg.trainer.precision, batch_size, device, warmup, steps),
+        "reference": lambda: loops.reference_step_s(net, optim, train, batch_size, device, warmup, steps),
+        "bare": lambda: loops.bare_step_s(net, optim, build_speed(cfg), cfg.trainer.precision, batch_size, device,
+                                          warmup, steps),
     }
     step_s = {}
     for _ in range(rounds):
@@ -154,7 +139,7 @@ def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
         "arch": cfg.model.arch,
         "family": cfg.model.family,
         "depth": cfg.model.depth,
-        "params": count_parameters(build_net(**net_args(cfg))),
+        "params": count_parameters(build_net(**network_args(cfg))),
         **{f"{path}_ms": round(1e3 * s, 3) for path, s in step_s.items()},
         **{f"{path}_images_per_s": round(batch_size / s, 1) for path, s in step_s.items()},
     }
@@ -191,7 +176,7 @@ def switch_rows(overrides, network, batch_size, names, train, test, warmup, step
     `rounds` rounds, each timing the configured path and then every switch in turn."""
     total = warmup + steps
     base_cfg = bench_config(overrides, network, batch_size, total)
-    runnable = [name for name in names if name not in CUDA_ONLY or bench_device(base_cfg).type == "cuda"]
+    runnable = [name for name in names if name not in speed.CUDA_ONLY or bench_device(base_cfg).type == "cuda"]
     configs = {"(as configured)": base_cfg} | {
         name: bench_config([*overrides, *SWITCHES[name]], network, batch_size, total) for name in runnable}
     best = {}
@@ -202,7 +187,7 @@ def switch_rows(overrides, network, batch_size, names, train, test, warmup, step
     rows = [{"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3)} for name, step_s in best.items()]
     for name, step_s in best.items():
         log.info("switch %-18s %8.2f ms/step (x%.2f)", name, 1e3 * step_s, base / step_s)
-    return rows + [{"switch": name, "skipped": CUDA_ONLY[name]} for name in names if name not in runnable]
+    return rows + [{"switch": name, "skipped": speed.CUDA_ONLY[name]} for name in names if name not in runnable]
 
 
 def shared_worker(overrides, network, batch_size, train_size, warmup, steps, threads, barrier) -> tuple[float, float]:
@@ -293,10 +278,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    def require(ok: bool, message: str) -> None:
-        if not ok:
-            raise UserError(message)
-
     require(set(args.paths.split(",")) <= {"harness", "reference", "bare"}, f"--paths: harness, reference or bare, got {args.paths}")
     names = [] if args.switches == "none" else list(SWITCHES) if args.switches == "all" else args.switches.split(",")
     require(set(names) <= set(SWITCHES), f"--switches: all, none or some of {', '.join(SWITCHES)}; got {args.switches}")

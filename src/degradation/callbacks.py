@@ -1,4 +1,4 @@
-"""Small Lightning callbacks of a training run: timing, the lock heartbeat, checkpoint on preemption."""
+"""The Lightning side of a run: its metrics.csv logger, the lock heartbeat, checkpoint on preemption."""
 
 import logging
 import os
@@ -6,40 +6,35 @@ import signal
 import time
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from degradation.rundir import MetricsWriter
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM sends before it preempts or times out a job
 
 
-class TrainTimer(pl.Callback):
-    """Wall time of the fit, and training throughput with evaluation time left out."""
+class MetricsCsvLogger(Logger):
+    """A Lightning logger that hands every logged step to the run directory's metrics.csv writer."""
 
-    def __init__(self, batch_size: int):
-        self.batch_size = batch_size
-        self.started = self.eval_started = None
-        self.wall_time_s = self.eval_time_s = 0.0
-        self.first_step = self.last_step = 0
-
-    def on_train_start(self, trainer, pl_module) -> None:
-        self.started, self.first_step = time.perf_counter(), trainer.global_step
-
-    def on_validation_start(self, trainer, pl_module) -> None:
-        self.eval_started = time.perf_counter()
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        if self.eval_started is not None:
-            self.eval_time_s += time.perf_counter() - self.eval_started
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.wall_time_s = time.perf_counter() - self.started
-        self.last_step = trainer.global_step
+    def __init__(self, writer: MetricsWriter):
+        super().__init__()
+        self.writer = writer
 
     @property
-    def images_per_s(self) -> float | None:
-        train_time = self.wall_time_s - self.eval_time_s
-        steps = self.last_step - self.first_step
-        return steps * self.batch_size / train_time if steps and train_time > 0 else None
+    def name(self) -> str:
+        return "metrics_csv"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        """The config is saved next to the metrics (config.yaml, summary.json); nothing to do here."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.writer.write(step, metrics)
 
 
 class LockHeartbeat(pl.Callback):

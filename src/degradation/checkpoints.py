@@ -15,24 +15,9 @@ from pathlib import Path
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from degradation.rundir import PREVIOUS_CHECKPOINT, temporary_path, write_atomically
+
 log = logging.getLogger(__name__)
-PREVIOUS_NAME = "previous.ckpt"
-
-
-def temporary_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def write_bytes_atomically(path: Path, data: bytes) -> None:
-    """Readers find the old file or the new one, never part of one; the old one becomes previous.ckpt."""
-    temporary = temporary_path(path)
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    if path.is_file():
-        os.replace(path, path.with_name(PREVIOUS_NAME))
-    os.replace(temporary, path)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -43,7 +28,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path.parent.mkdir(exist_ok=True)  # checkpoints/ only: a vanished run directory stays an error
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        write_bytes_atomically(path, buffer.getvalue())
+        write_atomically(path, buffer.getvalue(), keep_previous_as=path.with_name(PREVIOUS_CHECKPOINT))
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)
@@ -65,7 +50,7 @@ def readable_checkpoint(last: Path) -> tuple[Path, int] | None:
     never continues from mixed state and the evidence stays for inspection.
     """
     temporary_path(last).unlink(missing_ok=True)  # a save that was killed before its rename
-    for path in (last, last.with_name(PREVIOUS_NAME)):
+    for path in (last, last.with_name(PREVIOUS_CHECKPOINT)):
         if not path.is_file():
             continue
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from degradation.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep
+from degradation.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,6 @@ def degradation_gap(rows: list[dict], shallow: int = 20, deep: int = 56) -> dict
     return gap
 
 
-def fmt(value, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
     lines = [
         f"# Table 6 — sweep `{sweep.name}`",
@@ -200,14 +196,14 @@ def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        spread = f"{fmt(r['test_err_mean'])} ± {fmt(r['test_err_std'])}" if r["test_err_std"] is not None else fmt(r["test_err_mean"])
+        spread = f"{number(r['test_err_mean'])} ± {number(r['test_err_std'])}" if r["test_err_std"] is not None else number(r["test_err_mean"])
         name = f"{TITLES[r['arch']]}-{r['depth']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
         params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "–"
-        lines.append(f"| {name} | {params} | {r['seeds']} | {spread} | {fmt(r['test_err_best'])} | "
-                     f"{fmt(r['train_err_mean'])} | {fmt(r['paper_test_err'])} |")
+        lines.append(f"| {name} | {params} | {r['seeds']} | {spread} | {number(r['test_err_best'])} | "
+                     f"{number(r['train_err_mean'])} | {number(r['paper_test_err'])} |")
     gap = degradation_gap(rows)
-    lines += ["", f"Degradation gap (56-layer minus 20-layer final test error): plain {fmt(gap['plain'], 2)} points, "
-              f"ResNet {fmt(gap['resnet'], 2)} points (the paper: plain > 0, ResNet < 0)."]
+    lines += ["", f"Degradation gap (56-layer minus 20-layer final test error): plain {number(gap['plain'], 2)} points, "
+              f"ResNet {number(gap['resnet'], 2)} points (the paper: plain > 0, ResNet < 0)."]
     if sweep.missing:
         lines += ["", f"Missing or unfinished runs: {', '.join(sweep.missing)}."]
     return "\n".join(lines) + "\n"

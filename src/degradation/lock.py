@@ -11,7 +11,8 @@ import socket
 import time
 from pathlib import Path
 
-LOCK_FILE = ".lock"
+from degradation.rundir import RunDir
+
 FRESH_S = 10  # an unreadable lock younger than this is being written, not abandoned
 STALE_AFTER_S = 15 * 60  # a holder on another host that has not refreshed the lock for this long is gone
 
@@ -36,7 +37,7 @@ def holder_alive(holder: dict, lock_path: Path) -> bool:
 
 class RunLock:
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = RunDir(run_dir).lock_path
 
     def acquire(self) -> None:
         """Takes the lock, replacing a stale one; raises RunLocked if a live process holds it."""

@@ -3,14 +3,15 @@
 reference: what common CIFAR reproductions do — torchvision's CIFAR10 dataset with PIL transforms
     (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize), a DataLoader with workers
     and pinned memory, SGD, and the loss read to the host (`.item()`) after every step.
-bare: plain PyTorch on batches already on the device, with the same speed switches as the harness
-    and no framework at all: the floor of framework and data overhead.
+bare: the harness's own training step (step.TrainStep) on batches already on the device, with the
+    same speed switches and no framework at all: the floor of framework and data overhead.
+Both use the config's optimizer values.
 """
 
 import os
 import statistics
 import time
-from contextlib import nullcontext
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -19,13 +20,13 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, VisionDataset
 
 from degradation.data import Split
-from degradation.module import apply_layout_and_compilation
 from degradation.networks import build_net
-from degradation.precision import use_tf32
+from degradation.speed import Speed, autocast
+from degradation.step import TrainStep
 
 # The channel statistics common reproductions normalise with.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+OPTIMIZER_KEYS = ("lr", "momentum", "weight_decay", "nesterov")
 
 
 def synchronize(device: torch.device) -> None:
@@ -101,9 +102,13 @@ def endless(loader):
         yield from loader
 
 
-def reference_step_s(net_args: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> float:
+def optimizer_values(optim: dict) -> dict:
+    return {key: optim[key] for key in OPTIMIZER_KEYS}
+
+
+def reference_step_s(net_args: dict, optim: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> float:
     net = build_net(**net_args).to(device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    optimizer = Speed().optimizer(net.parameters(), **optimizer_values(optim))
     timer, running_loss = StepTimer(warmup, steps, device), 0.0
     for images, labels in endless(reference_loader(split, batch_size, device)):
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -116,34 +121,23 @@ def reference_step_s(net_args: dict, split: Split, batch_size: int, device, warm
             return timer.step_s
 
 
-def bare_step_s(net_args: dict, speed: dict, precision: str, batch_size: int, device, warmup: int, steps: int) -> float:
-    """No data pipeline, no framework: the same network, switches and optimizer on ready-made device batches.
+def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int,
+                steps: int) -> float:
+    """No data pipeline, no framework: the harness's step, network, switches and optimizer on ready-made device batches.
 
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
     """
     net = build_net(**net_args).to(device)
-    apply_layout_and_compilation(net, speed, device.type)
-    layout = torch.channels_last if speed["channels_last"] else torch.contiguous_format
-    optimizer = torch.optim.SGD(
-        net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, fused=speed["fused_sgd"] or None
-    )
-    torch.backends.cudnn.benchmark = speed["cudnn_benchmark"]
-    use_tf32(speed["tf32"])
-    batches = [
-        (torch.randn(batch_size, 3, 32, 32, device=device).contiguous(memory_format=layout),
-         torch.randint(0, 10, (batch_size,), device=device))
-        for _ in range(4)
-    ]
-    dtype = AUTOCAST_DTYPES.get(precision)
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+    speed.apply_to_net(net, device.type)
+    speed.apply_to_process()
+    optimizer = speed.optimizer(net.parameters(), **optimizer_values(optim))
+    step = TrainStep(net, optimizer, speed, autocast=partial(autocast, device, precision))
+    batches = [(torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device))
+               for _ in range(4)]
     timer = StepTimer(warmup, steps, device)
     while True:
         images, labels = batches[timer.done % len(batches)]
-        with autocast:
-            loss = F.cross_entropy(net(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        step(images, labels, lr=optim["lr"])
         if timer.tick():
             return timer.step_s
 

@@ -1,12 +1,12 @@
-"""The paper's training protocol as a LightningModule.
+"""The paper's training protocol as a LightningModule: schedule, evaluation, rows of metrics, checkpoint state.
 
 SGD with momentum and weight decay; the learning rate is a function of the iteration (not the
-epoch): an optional warm-up, then base_lr divided by 10 at each milestone. Loss and error are
+epoch): an optional warm-up, then base_lr divided by 10 at each milestone. The step's arithmetic is
+step.TrainStep (manual optimization), the same code the bench's bare loop runs. Loss and error are
 summed on the device and read back only when a row of metrics is logged, so training never waits
 on the host between logs.
 """
 
-import logging
 import math
 from dataclasses import dataclass
 
@@ -15,12 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from degradation.networks import build_net
-
-log = logging.getLogger(__name__)
-SPEED_OFF = dict(
-    channels_last=False, compile=False, cuda_graphs=False, fused_sgd=False, cudnn_benchmark=False,
-    sync_every_step=False, tf32=False,
-)
+from degradation.speed import Speed
+from degradation.step import Tally, TrainStep
 
 
 @dataclass(frozen=True)
@@ -41,56 +37,12 @@ class LrSchedule:
         return self.base_lr * self.gamma**decays
 
 
-def apply_layout_and_compilation(net: torch.nn.Module, speed: dict, device_type: str) -> None:
-    """The speed switches that change the network itself; shared with the benchmark's bare loop."""
-    if speed["channels_last"]:
-        net.to(memory_format=torch.channels_last)
-    cuda_graphs = speed["cuda_graphs"]
-    if cuda_graphs and device_type != "cuda":
-        log.warning("speed.cuda_graphs needs a CUDA device; compiling without CUDA graphs on %s", device_type)
-        cuda_graphs = False
-    if speed["compile"] or cuda_graphs:
-        net.compile(mode="reduce-overhead" if cuda_graphs else None)
-
-
 class Diverged(RuntimeError):
     """The loss became NaN or infinite; the last checkpoint predates it."""
 
     def __init__(self, step: int, metric: str):
         super().__init__(f"{metric} is not finite at step {step}")
         self.step = step
-
-
-class Tally:
-    """Running sums of loss and mistakes on the device; `read()` is the only host sync."""
-
-    def __init__(self):
-        self.sums: torch.Tensor | None = None  # [loss summed over samples, wrong predictions]
-        self.count = 0
-
-    def add(self, mean_loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        batch = labels.shape[0]
-        wrong = (logits.argmax(1) != labels).sum()
-        update = torch.stack([mean_loss.detach().float() * batch, wrong.float()])
-        self.sums = update if self.sums is None else self.sums.to(update.device) + update
-        self.count += batch
-
-    def read(self) -> tuple[float, float]:
-        """(mean loss, error in percent) since the last read; resets the sums."""
-        loss_sum, wrong = self.sums.tolist()
-        loss, error = loss_sum / self.count, 100.0 * wrong / self.count
-        self.sums, self.count = None, 0
-        return loss, error
-
-    def peek_loss(self) -> float | None:
-        """Mean loss since the last read, without resetting (one host sync); None if empty."""
-        return None if self.sums is None else self.sums[0].item() / self.count
-
-    def state_dict(self) -> dict:
-        return {"sums": None if self.sums is None else self.sums.cpu(), "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.sums, self.count = state["sums"], state["count"]
 
 
 class ClassifierModule(pl.LightningModule):
@@ -100,7 +52,7 @@ class ClassifierModule(pl.LightningModule):
     schedule's milestones, gamma, warmup_steps, warmup_lr. Rows go to every attached logger
     with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
     <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
-    speed: the switches of conf/speed/ (layout, compilation, fused SGD, per-step host sync).
+    speed: the switches of speed.Speed (layout, compilation, fused SGD, per-step host sync).
     """
 
     def __init__(
@@ -113,7 +65,8 @@ class ClassifierModule(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.speed = {**SPEED_OFF, **(speed or {})}
+        self.automatic_optimization = False  # the step is step.TrainStep's
+        self.speed = Speed.of(speed)
         self.speed_applied = False
         self.net = build_net(**net)
         self.schedule = LrSchedule(
@@ -126,30 +79,28 @@ class ClassifierModule(pl.LightningModule):
         self.log_every, self.eval_names = log_every, tuple(eval_names)
         self.train_tally = Tally()
         self.eval_tallies: list[Tally] = []
+        self.train_step: TrainStep | None = None  # made when training starts, around Lightning's optimizer
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(self.layout(images))
-
-    def layout(self, images: torch.Tensor) -> torch.Tensor:
-        return images.contiguous(memory_format=torch.channels_last) if self.speed["channels_last"] else images
+        return self.net(self.speed.layout(images))
 
     def configure_model(self) -> None:
         """Applies the layout and compilation switches once; parameter names stay those of the network."""
         if self.speed_applied:  # Lightning may call this hook more than once
             return
         self.speed_applied = True
-        apply_layout_and_compilation(self.net, self.speed, self.device.type)
+        self.speed.apply_to_net(self.net, self.device.type)
 
     # --- training ---------------------------------------------------------------------------
 
-    def training_step(self, batch, batch_idx):
+    def on_train_start(self) -> None:
+        # Lightning's optimizer wrapper counts the steps and applies the precision plugin; its
+        # autocast is already around training_step, so the step adds none of its own.
+        self.train_step = TrainStep(self.net, self.optimizers(), self.speed, self.train_tally, backward=self.manual_backward)
+
+    def training_step(self, batch, batch_idx) -> None:
         images, labels = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        self.train_tally.add(loss, logits, labels)
-        if self.speed["sync_every_step"]:
-            self.last_loss = loss.item()  # what loops that print the loss every step pay for
-        return loss
+        self.train_step(images, labels, lr=self.schedule.lr_at(self.global_step))
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         step = self.global_step
@@ -164,17 +115,8 @@ class ClassifierModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.optim
-        optimizer = torch.optim.SGD(
-            self.net.parameters(),
-            lr=self.schedule.base_lr,
-            momentum=optim["momentum"],
-            weight_decay=optim["weight_decay"],
-            nesterov=optim["nesterov"],
-            fused=self.speed["fused_sgd"] or None,
-        )
-        factor = lambda step: self.schedule.lr_at(step) / self.schedule.base_lr  # noqa: E731
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return self.speed.optimizer(self.net.parameters(), lr=self.schedule.base_lr, momentum=optim["momentum"],
+                                    weight_decay=optim["weight_decay"], nesterov=optim["nesterov"])
 
     # --- evaluation -------------------------------------------------------------------------
 

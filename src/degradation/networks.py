@@ -1,18 +1,84 @@
-"""Which network a config builds: the paper's CIFAR family, or the ImageNet-style ResNets adapted to CIFAR."""
+"""Which networks exist: each family registers its config keys with their rules (a dataclass, the
+schema of its conf/model/ files) and its builder. The run directory names a network by family,
+arch and depth (`rundir.run_name`), so no two networks share one.
+"""
 
+from dataclasses import dataclass, fields
+from typing import Callable
+
+from omegaconf import MISSING
 from torch import nn
 
-from degradation.imagenet_resnets import ImageNetStyleResNet
-from degradation.models import CifarNet
+from degradation.imagenet_resnets import BLOCKS, STRIDE_IN, ImageNetStyleResNet
+from degradation.models import INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
+from degradation.schema import is_int, non_negative, one_of, rule
 
-FAMILIES = ("cifar", "imagenet")
+
+def cifar_depth(depth) -> bool:
+    try:
+        blocks_per_stage(depth)
+    except InvalidDepthError:
+        return False
+    return True
 
 
-def build_net(family: str = "cifar", stride_in: str = "3x3", **net) -> nn.Module:
-    """net: depth, residual, num_classes, init_mode, residual_scale, and shortcut (cifar family only)."""
-    if family == "cifar":
-        return CifarNet(**net)
-    if family == "imagenet":
-        net.pop("shortcut", None)  # always projections where the shape changes
-        return ImageNetStyleResNet(stride_in=stride_in, **net)
-    raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+@dataclass
+class CifarModel:
+    """The paper's CIFAR nets (section 4.2): depth 6n+2, option A or B shortcuts."""
+
+    family: str = rule(lambda family: family == "cifar", "cifar in this model config (other families: model=imagenet, model=resnet18 ...)")
+    arch: str = MISSING
+    residual: bool = MISSING
+    depth: int = rule(cifar_depth, "6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202)")
+    shortcut: str = rule(*one_of(*SHORTCUTS))
+    init_mode: str = rule(*one_of(*INIT_MODES))
+    residual_scale: float = rule(*non_negative)
+
+
+@dataclass
+class ImagenetModel:
+    """ResNet-18/34/50/101/152 adapted to CIFAR; projection shortcuts where the shape changes."""
+
+    family: str = rule(lambda family: family == "imagenet", "imagenet in this model config (the paper's nets: model=resnet, model=plain)")
+    arch: str = MISSING
+    residual: bool = MISSING
+    depth: int = rule(lambda depth: is_int(depth) and depth in BLOCKS, f"one of {', '.join(map(str, BLOCKS))} for family imagenet")
+    init_mode: str = rule(*one_of(*INIT_MODES))
+    residual_scale: float = rule(*non_negative)
+    stride_in: str = rule(*one_of(*STRIDE_IN))
+
+
+@dataclass(frozen=True)
+class Family:
+    schema: type  # the model.* keys of this family and their rules
+    build: Callable[..., nn.Module]  # called with those keys (family and arch excepted) and num_classes
+    shortcut: Callable[[dict], str]  # how summary.json names the shortcuts of a residual net
+
+
+FAMILIES: dict[str, Family] = {
+    "cifar": Family(CifarModel, CifarNet, lambda model: model["shortcut"]),
+    "imagenet": Family(ImagenetModel, ImageNetStyleResNet, lambda model: "B"),
+}
+
+
+def family_of(model: dict) -> Family:
+    return FAMILIES[model.get("family", "cifar")]  # checkpoints from before families existed are the paper's
+
+
+def net_args(model: dict, num_classes: int) -> dict:
+    """What a run's network is made of: its family, num_classes and the family's keys (checkpoints keep this)."""
+    keys = [spec.name for spec in fields(family_of(model).schema) if spec.name != "arch"]
+    return {"num_classes": num_classes, **{key: model[key] for key in keys}}
+
+
+def build_net(family: str = "cifar", num_classes: int = 10, **keys) -> nn.Module:
+    """From net_args(...). Keys of other families (older checkpoints recorded all of them) are ignored."""
+    schema = FAMILIES[family].schema
+    own = {spec.name for spec in fields(schema)} - {"family", "arch"}
+    return FAMILIES[family].build(num_classes=num_classes, **{key: value for key, value in keys.items() if key in own})
+
+
+def shortcut_name(model: dict) -> str:
+    return family_of(model).shortcut(model) if model["residual"] else "none"
+
+

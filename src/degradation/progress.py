@@ -1,4 +1,5 @@
-"""Progress of a run: numbers on the progress bar on a terminal, plain log lines elsewhere."""
+"""Progress of a run, timed: numbers on the progress bar on a terminal, plain log lines elsewhere,
+and the run's wall time and training throughput (evaluation left out) for its summary."""
 
 import logging
 import time
@@ -19,10 +20,30 @@ class Progress(pl.Callback):
 
     def __init__(self, every: int, batch_size: int, bar: bool):
         self.every, self.batch_size, self.bar = every, batch_size, bar
-        self.started = self.first_step = None
+        self.started = self.eval_started = None
+        self.wall_time_s = self.eval_time_s = 0.0
+        self.first_step = self.last_step = 0
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.started, self.first_step = time.perf_counter(), trainer.global_step
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self.eval_started = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if self.eval_started is not None:
+            self.eval_time_s += time.perf_counter() - self.eval_started
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.wall_time_s = time.perf_counter() - self.started
+        self.last_step = trainer.global_step
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Training throughput over the whole fit, evaluation time left out."""
+        train_time = self.wall_time_s - self.eval_time_s
+        steps = self.last_step - self.first_step
+        return steps * self.batch_size / train_time if steps and train_time > 0 else None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step

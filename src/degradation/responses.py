@@ -8,21 +8,19 @@ mode. Runs compute this at the end of training (responses.json); for older runs:
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-import yaml
 from torch import nn
 
 from degradation.data import CifarDataModule
 from degradation.errors import UserError
 from degradation.checkpoints import checkpoint_step
 from degradation.networks import build_net
+from degradation.rundir import RunDir
 
-RESPONSES_FILE = "responses.json"
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
 
 
@@ -84,34 +82,24 @@ class RecordResponses(pl.Callback):
     Measured on an eager copy of the trained network placed on the run's device.
     """
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
 
     def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
         net = eager_copy(pl_module).to(trainer.strategy.root_device)
         stds = response_stds(net, trainer.datamodule.test_loader())
-        write_responses(self.run_dir, stds, trainer.global_step)
-
-
-def write_responses(run_dir: Path, stds: list[float], step: int) -> None:
-    record = {"definition": DEFINITION, "step": step, "layers": len(stds), "std": stds}
-    (Path(run_dir) / RESPONSES_FILE).write_text(json.dumps(record, indent=1) + "\n")
-
-
-def read_responses(run_dir: Path) -> list[float] | None:
-    path = Path(run_dir) / RESPONSES_FILE
-    return json.loads(path.read_text())["std"] if path.is_file() else None
+        self.run_dir.write_responses(DEFINITION, stds, trainer.global_step)
 
 
 def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: int = 1000) -> Path:
     """Computes responses.json for the run that owns checkpoint (…/<run>/checkpoints/last.ckpt)."""
+    from degradation.build import pick_device
     from degradation.module import ClassifierModule
 
     if not checkpoint.is_file():
         raise UserError(f"no checkpoint at {checkpoint}")
-    run_dir = checkpoint.parent.parent
-    config = yaml.safe_load((run_dir / "config.yaml").read_text()) if (run_dir / "config.yaml").is_file() else {}
-    data = config.get("data", {})
+    run_dir = RunDir.of_checkpoint(checkpoint)
+    data = ((run_dir.read_summary() or {}).get("config") or {}).get("data", {})
     module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
     datamodule = CifarDataModule(
         root=data_root or data.get("root", "data"),
@@ -121,10 +109,9 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
         split_seed=data.get("split_seed", 0),
     )
     datamodule.setup()  # the same training mean image as the run used
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    stds = response_stds(eager_copy(module).to(device), datamodule.test_loader())
-    write_responses(run_dir, stds, checkpoint_step(checkpoint))
-    return run_dir / RESPONSES_FILE
+    stds = response_stds(eager_copy(module).to(pick_device()), datamodule.test_loader())
+    run_dir.write_responses(DEFINITION, stds, checkpoint_step(checkpoint))
+    return run_dir.responses_path
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,21 +1,25 @@
 """A sweep as data: every run's curves and final numbers, read from the run directories.
 
-This is the one place figures, tables and notebooks get results from; it reads only files of the
-run-directory contract (summary.json, metrics.csv), so every number can be traced back to disk.
+This is the one place figures, tables and notebooks get results from; it reads run directories
+only through `rundir`, so every number can be traced back to disk. No torch: plotting a sweep
+needs numpy and matplotlib only.
 """
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from degradation.responses import read_responses
-from degradation.rundir import DIVERGED, FINISHED, METRICS_FILE, SUMMARY_FILE
+from degradation.conf import model_preset
+from degradation.rundir import DIVERGED, FINISHED, MULTIRUN_FILE, PAPER_FAMILY, RunDir, find_runs, last_written, run_subdir
 
 ARCHS = ("plain", "resnet")
+
+
+def number(value, digits: int = 2) -> str:
+    """How tables write a number; a dash where there is none."""
+    return "–" if value is None else f"{value:.{digits}f}"
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Run:
     arch: str
     depth: int
     seed: int
+    family: str
     status: str
     params: int | None
     train_err: Curve
@@ -45,7 +50,7 @@ class Run:
 
     @property
     def key(self) -> str:
-        return f"{self.arch}-{self.depth}/seed={self.seed}"
+        return run_subdir(self.family, self.arch, self.depth, self.seed)
 
     @property
     def final_test_err(self) -> float | None:
@@ -73,26 +78,19 @@ class Sweep:
         return sorted({r.depth for r in self.select(arch)})
 
 
-def read_curves(metrics_path: Path) -> dict[str, Curve]:
+def read_curves(run_dir: RunDir) -> dict[str, Curve]:
     """train_err/test_err/val_err curves: the steps where each was measured, and its values."""
-    points: dict[str, list[tuple[int, float]]] = {"train_err": [], "test_err": [], "val_err": []}
-    with open(metrics_path, newline="") as file:
-        for row in csv.DictReader(file):
-            for name, pairs in points.items():
-                if row.get(name):
-                    pairs.append((int(row["step"]), float(row[name])))
-    return {
-        name: Curve(np.array([s for s, _ in pairs], dtype=int), np.array([v for _, v in pairs])) if pairs
-        else Curve.empty()
-        for name, pairs in points.items()
-    }
+    rows = run_dir.read_metrics()
+    curves = {}
+    for name in ("train_err", "test_err", "val_err"):
+        pairs = [(row["step"], float(row[name])) for row in rows if row.get(name) is not None]
+        curves[name] = (Curve(np.array([s for s, _ in pairs], dtype=int), np.array([v for _, v in pairs]))
+                        if pairs else Curve.empty())
+    return curves
 
 
-def read_run(run_dir: Path) -> Run:
-    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-    metrics = run_dir / METRICS_FILE
-    curves = read_curves(metrics) if metrics.is_file() else {}
-    return run_from(summary, curves, read_responses(run_dir))
+def read_run(run_dir: RunDir) -> Run:
+    return run_from(run_dir.read_summary(), read_curves(run_dir), run_dir.read_responses())
 
 
 def run_from(summary: dict, curves: dict[str, Curve], responses: list[float] | None = None) -> Run:
@@ -100,6 +98,7 @@ def run_from(summary: dict, curves: dict[str, Curve], responses: list[float] | N
         arch=summary["arch"],
         depth=int(summary["depth"]),
         seed=int(summary["seed"]),
+        family=summary.get("family", PAPER_FAMILY),  # runs from before families existed are the paper's
         status=summary["status"],
         params=summary.get("params"),
         train_err=curves.get("train_err", Curve.empty()),
@@ -112,7 +111,7 @@ def run_from(summary: dict, curves: dict[str, Curve], responses: list[float] | N
 
 def expected_runs(sweep_dir: Path) -> list[str]:
     """The runs the sweep's grid asked for, from Hydra's multirun.yaml (empty if it is missing)."""
-    path = sweep_dir / "multirun.yaml"
+    path = sweep_dir / MULTIRUN_FILE
     if not path.is_file():
         return []
     hydra = yaml.safe_load(path.read_text())["hydra"]
@@ -122,21 +121,20 @@ def expected_runs(sweep_dir: Path) -> list[str]:
         if key in ("model", "model.depth", "model.residual", "seed"):
             grid[key] = value
     values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
-    seeds = values("seed", "0")
     runs = []
-    for model in values("model"):
-        # model=plain|resnet name the arch; model=resnet18 etc. fix the depth, and model.residual the arch.
-        archs = [{"true": "resnet", "false": "plain"}[r.lower()] for r in values("model.residual")] or [
-            model if model in ("plain", "resnet") else "resnet"]
-        depths = [d for d in values("model.depth") or [model.removeprefix("resnet")] if d.isdigit()]
-        runs += [f"{a}-{d}/seed={s}" for a in archs for d in depths for s in seeds]
+    for model in values("model", "resnet"):
+        preset = model_preset(model)  # conf/model/<model>.yaml: its family, depth and arch
+        residuals = [r.lower() == "true" for r in values("model.residual")] or [preset["residual"]]
+        depths = [int(d) for d in values("model.depth") if d.isdigit()] or [preset["depth"]]
+        runs += [run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed))
+                 for residual in residuals for depth in depths for seed in values("seed", "0")]
     return runs
 
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:
     """Every finished run (completed or diverged) under sweep_dir, and the ones still missing."""
     sweep_dir = Path(sweep_dir)
-    runs = [read_run(path.parent) for path in sorted(sweep_dir.glob(f"*/seed=*/{SUMMARY_FILE}"))]
+    runs = [read_run(run_dir) for run_dir in find_runs(sweep_dir)]
     return assemble(sweep_dir.name, runs, expected_runs(sweep_dir))
 
 
@@ -151,11 +149,10 @@ def assemble(name: str, runs: list[Run], expected: list[str]) -> Sweep:
 
 def latest_sweep(runs_root: str | Path = "runs") -> Path:
     """The sweep folder under runs_root whose newest summary.json is the most recent."""
-    candidates = [path for path in Path(runs_root).iterdir() if path.is_dir() and any(path.glob(f"*/seed=*/{SUMMARY_FILE}"))]
+    candidates = [path for path in Path(runs_root).iterdir() if path.is_dir() and find_runs(path)]
     if not candidates:
         raise FileNotFoundError(f"no sweep with finished runs under {runs_root}/")
-    newest = lambda sweep: max(p.stat().st_mtime for p in sweep.glob(f"*/seed=*/{SUMMARY_FILE}"))  # noqa: E731
-    return max(candidates, key=newest)
+    return max(candidates, key=last_written)
 
 
 # --- the same runs from W&B ---------------------------------------------------------------------

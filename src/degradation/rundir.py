@@ -1,14 +1,19 @@
 """The run directory: the contract between training and everything that reads results.
 
-    <run dir>/
+    <runs_root>/<name>/<run name>/seed=<seed>/     run name: <arch>-<depth> (the paper's CIFAR nets),
+                                                   <family>-<arch>-<depth> for other families
       config.yaml            the resolved config the run was started with
       metrics.csv            one row per logged iteration (see METRIC_COLUMNS); blank = not measured
       summary.json           what the run is, how it ended, final errors, provenance
+      responses.json         Figure 7: the std of each 3x3 layer's response, measured when training ended
       checkpoints/last.ckpt  the latest Lightning checkpoint (model, optimizer, loops, loader position)
       checkpoints/previous.ckpt  the one before it: the fallback if last.ckpt is unreadable
       train.log              the run's log (Hydra's job log; appended to on resume)
+      .lock                  held by the process training the run
 
-This module is the only writer and reader of metrics.csv and summary.json.
+This module is the one owner of these names and of the layout, and the only reader and writer of
+the files (checkpoints are written by Lightning, through `write_atomically`). Standard library
+only: figures, tables and notebooks read runs without loading torch.
 """
 
 import csv
@@ -16,19 +21,50 @@ import json
 import os
 from pathlib import Path
 
-from pytorch_lightning.loggers import Logger
-
 METRIC_COLUMNS = ("step", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err")
 VAL_COLUMNS = ("val_loss", "val_err")  # appended only when a validation split is held out
 METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
+RESPONSES_FILE = "responses.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
+PREVIOUS_CHECKPOINT = "previous.ckpt"
+LOCK_FILE = ".lock"
+LOG_FILE = "train.log"
+HYDRA_FILES = (LOG_FILE,)  # what Hydra writes into a run directory before the run's checks
+MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of a sweep, in the sweep folder
+PAPER_FAMILY = "cifar"  # its run names carry no family, as they always have
 
 RUNNING, COMPLETED, DIVERGED, FAILED, INTERRUPTED = "running", "completed", "diverged", "failed", "interrupted"
 FINISHED = (COMPLETED, DIVERGED)  # outcomes a rerun keeps; failed and interrupted runs are tried again
-HYDRA_FILES = ("train.log",)  # what Hydra writes into a run directory before the run's checks
+
+
+# --- the layout of a sweep ----------------------------------------------------------------------
+
+
+def run_name(family: str, arch: str, depth: int) -> str:
+    """Names one network: no two networks of any families share it."""
+    name = f"{arch}-{depth}"
+    return name if family == PAPER_FAMILY else f"{family}-{name}"
+
+
+def run_subdir(family: str, arch: str, depth: int, seed: int) -> str:
+    """Where a run lives inside its sweep folder (Hydra's run and sweep dirs are built from this)."""
+    return f"{run_name(family, arch, depth)}/seed={seed}"
+
+
+def find_runs(sweep_dir: str | Path) -> list["RunDir"]:
+    """Every run directory of a sweep that has a summary, in name order."""
+    return [RunDir(path.parent) for path in sorted(Path(sweep_dir).glob(f"*/seed=*/{SUMMARY_FILE}"))]
+
+
+def last_written(sweep_dir: str | Path) -> float:
+    """When a summary of the sweep last changed (0 if it has none)."""
+    return max((run.summary_path.stat().st_mtime for run in find_runs(sweep_dir)), default=0.0)
+
+
+# --- one run directory --------------------------------------------------------------------------
 
 
 class RunDir:
@@ -46,12 +82,32 @@ class RunDir:
         return self.path / SUMMARY_FILE
 
     @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def responses_path(self) -> Path:
+        return self.path / RESPONSES_FILE
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path / LOCK_FILE
+
+    @property
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINT_DIR
 
     @property
     def last_checkpoint(self) -> Path:
         return self.checkpoint_dir / LAST_CHECKPOINT
+
+    @property
+    def previous_checkpoint(self) -> Path:
+        return self.checkpoint_dir / PREVIOUS_CHECKPOINT
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: Path) -> "RunDir":
+        return cls(Path(checkpoint).parent.parent)
 
     def holds_results(self) -> bool:
         return any(path.exists() for path in (self.metrics_path, self.summary_path, self.checkpoint_dir))
@@ -67,7 +123,6 @@ class RunDir:
             (self.path / name).unlink(missing_ok=True)
         remove_empty_folders(self.path, up_to=runs_root)
 
-
     def read_summary(self) -> dict | None:
         if not self.summary_path.is_file():
             return None
@@ -77,33 +132,74 @@ class RunDir:
         write_atomically(self.summary_path, json.dumps(summary, indent=2, sort_keys=False) + "\n")
 
     def write_config(self, config_yaml: str) -> None:
-        write_atomically(self.path / CONFIG_FILE, config_yaml)
+        write_atomically(self.config_path, config_yaml)
+
+    def read_responses(self) -> list[float] | None:
+        """Figure 7's stds, one per 3x3 layer; None if the run has not measured them."""
+        return json.loads(self.responses_path.read_text())["std"] if self.responses_path.is_file() else None
+
+    def write_responses(self, definition: str, stds: list[float], step: int) -> None:
+        record = {"definition": definition, "step": step, "layers": len(stds), "std": stds}
+        write_atomically(self.responses_path, json.dumps(record, indent=1) + "\n")
 
     def read_metrics(self) -> list[dict]:
         """Rows of metrics.csv with numbers parsed; blank cells become None.
 
         Safe while the run writes: a last line without its line end is not a row yet.
         """
-        if not self.metrics_path.is_file():
-            return []
-        with open(self.metrics_path, newline="") as file:
-            lines = [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
-        return [{key: parse_number(value) for key, value in row.items()} for row in csv.DictReader(lines)]
+        return [{key: parse_number(value) for key, value in row.items()} for row in csv.DictReader(self.metric_lines())]
 
     def drop_metrics_after(self, step: int) -> None:
-        """Forgets rows logged after `step`, e.g. those a resumed run will log again.
-
-        A line without its line end was cut short by a kill mid-write: it is not a row.
-        """
-        if not self.metrics_path.is_file():
-            return
-        with open(self.metrics_path, newline="") as file:
-            lines = [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+        """Forgets rows logged after `step`, e.g. those a resumed run will log again."""
+        lines = self.metric_lines()
         if not lines or not lines[0].startswith("step,"):
-            self.metrics_path.unlink()
+            self.metrics_path.unlink(missing_ok=True)
             return
         kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
         write_atomically(self.metrics_path, "".join(kept))
+
+    def metric_lines(self) -> list[str]:
+        """Whole lines of metrics.csv; a line without its line end was cut short by a kill mid-write."""
+        if not self.metrics_path.is_file():
+            return []
+        with open(self.metrics_path, newline="") as file:
+            return [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+
+    def metrics_writer(self, columns: tuple[str, ...] = METRIC_COLUMNS) -> "MetricsWriter":
+        return MetricsWriter(self.metrics_path, columns)
+
+
+class MetricsWriter:
+    """Writes metrics.csv: everything logged at one step becomes one row.
+
+    Each row is on disk as soon as it is written; metrics that arrive later for the same step
+    (the test error after the training error) rewrite that last row in place.
+    """
+
+    def __init__(self, path: Path, columns: tuple[str, ...] = METRIC_COLUMNS):
+        self.path, self.columns = Path(path), tuple(columns)
+        self.last_row: dict | None = None
+        self.last_row_offset = 0  # where the last row starts in the file
+
+    def write(self, step: int, metrics: dict[str, float]) -> None:
+        unknown = set(metrics) - set(self.columns)
+        if unknown:
+            raise ValueError(f"metrics {sorted(unknown)} are not columns of {self.path.name}: {self.columns}")
+        same_step = self.last_row is not None and self.last_row["step"] == step
+        row = {**self.last_row, **metrics} if same_step else {"step": step, **metrics}
+        with open(self.path, "r+" if self.path.is_file() else "w", newline="") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                csv.writer(file).writerow(self.columns)
+            if same_step:
+                file.seek(self.last_row_offset)
+                file.truncate()
+            self.last_row_offset = file.tell()
+            csv.writer(file).writerow([format_cell(row.get(column)) for column in self.columns])
+            file.flush()
+        self.last_row = row
+
+
+# --- helpers ------------------------------------------------------------------------------------
 
 
 def remove_empty_folders(folder: Path, up_to: Path) -> None:
@@ -123,16 +219,6 @@ def parse_number(text: str) -> int | float | None:
     return int(number) if number.is_integer() and "." not in text and "e" not in text else number
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-
-
 def format_cell(value) -> str:
     if value is None:
         return ""
@@ -141,43 +227,17 @@ def format_cell(value) -> str:
     return str(value)
 
 
-class MetricsCsvLogger(Logger):
-    """A Lightning logger that writes metrics.csv: everything logged at one step becomes one row.
+def temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
 
-    Each row is on disk as soon as it is logged; metrics that arrive later for the same step
-    (the test error after the training error) rewrite that last row in place.
-    """
 
-    def __init__(self, path: str | Path, columns: tuple[str, ...] = METRIC_COLUMNS):
-        super().__init__()
-        self.path, self.columns = Path(path), tuple(columns)
-        self.last_row: dict | None = None
-        self.last_row_offset = 0  # where the last row starts in the file
-
-    @property
-    def name(self) -> str:
-        return "metrics_csv"
-
-    @property
-    def version(self) -> str:
-        return ""
-
-    def log_hyperparams(self, params, *args, **kwargs) -> None:
-        """The config is saved next to the metrics (config.yaml, summary.json); nothing to do here."""
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        unknown = set(metrics) - set(self.columns)
-        if unknown:
-            raise ValueError(f"metrics {sorted(unknown)} are not columns of {self.path.name}: {self.columns}")
-        same_step = self.last_row is not None and self.last_row["step"] == step
-        row = {**self.last_row, **metrics} if same_step else {"step": step, **metrics}
-        with open(self.path, "r+" if self.path.is_file() else "w", newline="") as file:
-            if file.seek(0, os.SEEK_END) == 0:
-                csv.writer(file).writerow(self.columns)
-            if same_step:
-                file.seek(self.last_row_offset)
-                file.truncate()
-            self.last_row_offset = file.tell()
-            csv.writer(file).writerow([format_cell(row.get(column)) for column in self.columns])
-            file.flush()
-        self.last_row = row
+def write_atomically(path: Path, data: str | bytes, keep_previous_as: Path | None = None) -> None:
+    """Readers see the old file or the new one, never half of one; the old one may be kept under another name."""
+    temporary = temporary_path(path)
+    with open(temporary, "wb" if isinstance(data, bytes) else "w") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    if keep_previous_as is not None and path.is_file():
+        os.replace(path, keep_previous_as)
+    os.replace(temporary, path)

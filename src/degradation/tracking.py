@@ -13,9 +13,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from degradation.errors import one_line
+
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "online", "offline", "disabled")
 WANDB_HOST = "api.wandb.ai"
 
 
@@ -79,9 +80,9 @@ def open_run(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict):
         return wandb_logger, start(wandb_logger)
     except Exception as error:
         if resolve_mode(cfg.logger.wandb.mode) == "offline":
-            log.warning("W&B failed (%s); this run logs to metrics.csv only", one_line(error))
+            log.warning("W&B failed (%s); this run logs to metrics.csv only", one_line(error, with_type=True))
             return None, None
-        log.warning("W&B online failed (%s); logging offline instead: `make wandb-sync` uploads it later", one_line(error))
+        log.warning("W&B online failed (%s); logging offline instead: `make wandb-sync` uploads it later", one_line(error, with_type=True))
         finish_quietly()
     offline = cfg.copy()
     offline.logger.wandb.mode = "offline"
@@ -90,13 +91,9 @@ def open_run(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict):
             wandb_logger = make_logger(offline, run_dir, run_id, config)
             return wandb_logger, start(wandb_logger)
     except Exception as error:
-        log.warning("W&B offline failed too (%s); this run logs to metrics.csv only", one_line(error))
+        log.warning("W&B offline failed too (%s); this run logs to metrics.csv only", one_line(error, with_type=True))
         finish_quietly()
         return None, None
-
-
-def one_line(error: Exception) -> str:
-    return f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"[:200]
 
 
 def finish_quietly() -> None:

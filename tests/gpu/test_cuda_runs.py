@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from degradation import train as train_script
+from degradation import lifecycle
 from degradation.rundir import RunDir
 from conftest import CrashAt, add_callback, compose_config
 from gpu_runs import GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
@@ -51,6 +51,27 @@ def test_cuda_graphs_replay_the_eager_arithmetic(tmp_path, gpu_cifar_root):
     assert len(graphed) == 6 and graphed[:3] == pytest.approx(eager[:3], rel=1e-3, abs=0)
 
 
+@pytest.mark.skipif(ON_CPU, reason="counts CUDA graph captures and replays")
+def test_cuda_graphs_are_captured_once_and_replayed_at_every_step(tmp_path, gpu_cifar_root, monkeypatch):
+    """speed.cuda_graphs must not fall back to launching kernels one by one without saying so: the run
+    captures graphs (forward, backward, the partial batch's shapes) and replays them on most steps."""
+    from torch._dynamo.utils import counters
+
+    captures, replays = [], []
+    capture_begin, replay = torch.cuda.CUDAGraph.capture_begin, torch.cuda.CUDAGraph.replay
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "capture_begin",
+                        lambda self, *args, **kwargs: captures.append(1) or capture_begin(self, *args, **kwargs))
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1) or replay(self))
+    counters.clear()
+    run = RunDir(tmp_path / "graphed")
+    run.path.mkdir()
+    cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", "speed.cuda_graphs=true", "name=graphed")
+    assert lifecycle.train(cfg, run)["status"] == "completed"
+    assert counters["inductor"]["cudagraph_skips"] == 0, dict(counters["inductor"])
+    assert 0 < len(captures) <= 12, len(captures)  # a few graphs, recorded once, not once per step
+    assert len(replays) >= STEPS, (len(replays), STEPS)  # forward and backward replayed at (almost) every step
+
+
 @pytest.mark.skipif(ON_CPU, reason="measures CUDA memory")
 def test_a_local_sweep_does_not_accumulate_gpu_memory(tmp_path, gpu_cifar_root):
     """Runs of a launcher=local sweep share one process: each must give its GPU memory back."""
@@ -59,7 +80,7 @@ def test_a_local_sweep_does_not_accumulate_gpu_memory(tmp_path, gpu_cifar_root):
         run = RunDir(tmp_path / f"run{index}")
         run.path.mkdir()
         cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", speed, f"name=memory{index}")
-        assert train_script.train(cfg, run)["status"] == "completed"
+        assert lifecycle.train(cfg, run)["status"] == "completed"
         allocated.append(torch.cuda.memory_allocated())
     slack = 4 * 2**20  # cuBLAS/cuDNN workspaces allocated once per process
     assert allocated[2] <= allocated[0] + slack and allocated[3] <= allocated[1] + slack, allocated
@@ -84,11 +105,11 @@ def test_a_resumed_run_loads_its_checkpoint_onto_the_gpu(tmp_path, gpu_cifar_roo
     run.path.mkdir()
     add_callback(monkeypatch, CrashAt(KILL_AT))
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_script.train(cfg, run)
+        lifecycle.train(cfg, run)
     monkeypatch.undo()
     recorder = RecordDevices()
     add_callback(monkeypatch, recorder)
-    summary = train_script.train(cfg, run)
+    summary = lifecycle.train(cfg, run)
     assert summary["status"] == "completed" and summary["resumed"] and summary["steps"] == STEPS
     assert recorder.devices == {"cpu" if ON_CPU else "cuda"}
     assert json.loads(run.path.joinpath("responses.json").read_text())["step"] == STEPS

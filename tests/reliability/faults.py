@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from degradation import checkpoints, train
+from degradation import checkpoints, cli
 from degradation.module import ClassifierModule
-from degradation.rundir import MetricsCsvLogger
+from degradation.rundir import MetricsWriter
 
 
 def die() -> None:
@@ -80,14 +80,14 @@ def during_step(step: int, action):
 
     def training_step(self, batch, batch_idx):
         loss = original(self, batch, batch_idx)
-        if self.global_step + 1 == step:  # global_step counts the steps already finished
+        if self.global_step == step:  # the step's update is done; its row and checkpoint are not
             action()
         return loss
 
     ClassifierModule.training_step = training_step
 
 
-def half_written_checkpoint(original, path, data):
+def half_written_checkpoint(original, path, data, **kwargs):
     """Runs the real write, and kills it when it syncs the file it wrote: cut to half its bytes."""
 
     def fsync_then_die(descriptor):
@@ -95,10 +95,10 @@ def half_written_checkpoint(original, path, data):
         die()
 
     with mock.patch.object(os, "fsync", fsync_then_die):
-        original(path, data)
+        original(path, data, **kwargs)
 
 
-def killed_between_renames(original, path, data):
+def killed_between_renames(original, path, data, **kwargs):
     """Runs the real write, and kills it after its first rename (last.ckpt moved aside), before the second."""
     real_replace, renames = os.replace, 0
 
@@ -110,23 +110,23 @@ def killed_between_renames(original, path, data):
         real_replace(source, destination)
 
     with mock.patch.object(os, "replace", replace_then_die):
-        original(path, data)
+        original(path, data, **kwargs)
 
 
-def half_written_row(original, logger, *args, **kwargs):
+def half_written_row(original, writer, *args, **kwargs):
     """The real write, cut after the row's first character: the worst place, as '12,...' then reads as step 1."""
-    original(logger, *args, **kwargs)
-    content = logger.path.read_bytes()
+    original(writer, *args, **kwargs)
+    content = writer.path.read_bytes()
     last_line_start = content.rstrip(b"\r\n").rfind(b"\n") + 1
-    logger.path.write_bytes(content[: last_line_start + 1])
+    writer.path.write_bytes(content[: last_line_start + 1])
     die()
 
 
-def no_space_for_row(original, logger, *args, **kwargs):
-    raise disk_full(logger.path)
+def no_space_for_row(original, writer, *args, **kwargs):
+    raise disk_full(writer.path)
 
 
-def no_space_for_checkpoint(original, path, data):
+def no_space_for_checkpoint(original, path, data, **kwargs):
     """Runs the real write; the disk fills up when it syncs the file it wrote, a third of the bytes on disk."""
 
     def fsync_on_a_full_disk(descriptor):
@@ -134,7 +134,7 @@ def no_space_for_checkpoint(original, path, data):
         raise disk_full(path)
 
     with mock.patch.object(os, "fsync", fsync_on_a_full_disk):
-        original(path, data)
+        original(path, data, **kwargs)
 
 
 def install(fault: str) -> None:
@@ -152,10 +152,10 @@ def install(fault: str) -> None:
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
                     "enospc-checkpoint": no_space_for_checkpoint}[kind]
-        checkpoints.write_bytes_atomically = nth_call(count, checkpoints.write_bytes_atomically, fault_fn)
+        checkpoints.write_atomically = nth_call(count, checkpoints.write_atomically, fault_fn)
     elif kind in ("kill-metrics", "enospc-metrics"):
         fault_fn = half_written_row if kind == "kill-metrics" else no_space_for_row
-        MetricsCsvLogger.log_metrics = nth_call(count, MetricsCsvLogger.log_metrics, fault_fn)
+        MetricsWriter.write = nth_call(count, MetricsWriter.write, fault_fn)
     else:
         raise SystemExit(f"unknown FAULT {fault!r}")
 
@@ -163,4 +163,4 @@ def install(fault: str) -> None:
 if __name__ == "__main__":
     install(os.environ["FAULT"])
     sys.argv = ["train", *sys.argv[1:], "hydra.job.name=train"]
-    train.main()
+    cli.main()

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from degradation import train
+from degradation import cli
 from degradation.data import CIFAR_DIRNAME
 from conftest import TINY_RUN, run_train
 from fake_cifar import write_batch
@@ -39,12 +39,17 @@ def wrong_labels(path):
 BAD_INPUTS = [
     ("unknown config key", ["trainer.max_step=5"], "unknown config key 'trainer.max_step'"),
     ("depth not 6n+2", ["model.depth=21"], "model.depth must be 6n+2"),
-    ("unknown model", ["model=vgg"], "available: plain, resnet"),
+    ("unknown model", ["model=vgg"], "available: imagenet, plain, resnet, resnet18, resnet34, resnet50"),
     ("negative lr", ["optim.lr=-0.1"], "optim.lr must be a number > 0, got -0.1"),
     ("zero lr", ["optim.lr=0"], "optim.lr must be a number > 0, got 0"),
     ("batch size 0", ["data.batch_size=0"], "data.batch_size must be an integer > 0, got 0"),
-    ("non-integer seed", ["seed=one"], "seed must be an integer, got 'one'"),
-    ("fractional seed", ["seed=1.5"], "seed must be an integer, got 1.5"),
+    ("non-integer seed", ["seed=one"], "seed must be an integer >= 0, got 'one'"),
+    ("fractional seed", ["seed=1.5"], "seed must be an integer >= 0, got 1.5"),
+    ("unknown init mode", ["model.init_mode=bogus"], "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
+    ("nesterov not a bool", ["optim.nesterov=maybe"], "optim.nesterov=maybe Value 'maybe' is not a valid bool"),
+    ("flip not a bool", ["data.flip=sometimes"], "data.flip=sometimes Value 'sometimes' is not a valid bool"),
+    ("no classes", ["data.num_classes=0"], "data.num_classes must be an integer > 0, got 0"),
+    ("momentum a bool", ["optim.momentum=false"], "optim.momentum=false Value 'False' of type 'bool' could not be converted"),
     ("missing data root", ["data.root=nowhere"], "CIFAR-10 not found in nowhere/cifar-10-batches-py/"),
     ("unknown launcher", ["launcher=warp"], "available: joblib, local, slurm, submitit_local"),
 ]
@@ -73,7 +78,7 @@ def main_in_process(args: list[str], cwd, monkeypatch, capsys) -> tuple[int, str
     monkeypatch.setenv("HYDRA_FULL_ERROR", "0")  # main() sets it; restored after the test
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        train.main()
+        cli.main()
     return exit_info.value.code, capsys.readouterr().err
 
 

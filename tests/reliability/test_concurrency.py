@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from conftest import run_train, subprocess_env, train_command
+from conftest import run_train, subprocess_env
 from tiny_runs import FAULTS_SCRIPT, assert_same_results, run_dir, run_ok, tiny
 
 

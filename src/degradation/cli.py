@@ -1,0 +1,76 @@
+"""The command line of training: `python -m degradation.train [overrides]` (or `degradation-train`).
+
+One readable `error:` line for everything a user can fix, and exit codes a scheduler can act on:
+0 done, 1 a run (or a sweep's run) failed, 2 bad input, 128+signal when preempted.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from degradation import lifecycle, sweep
+from degradation.conf import CONFIG_DIR
+from degradation.errors import UserError, one_line
+from degradation.lock import RunLocked
+from degradation.rundir import RunDir
+
+log = logging.getLogger("degradation.train")
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base=None)
+def hydra_entry(cfg: DictConfig) -> dict | None:
+    hydra_cfg = HydraConfig.get()
+    run_dir = RunDir(hydra_cfg.runtime.output_dir)
+    in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
+    if in_sweep and cfg.trainer.spread_gpus:
+        sweep.assign_gpu(hydra_cfg.job.num)
+    try:
+        return lifecycle.train(cfg, run_dir)
+    except RunLocked as locked:
+        if not in_sweep:
+            exit_with(locked)
+        log.warning("skipped: %s", locked)  # a sweep goes on with the runs nobody else is training
+    except OSError as error:
+        # A full disk or a vanished run directory: say which file, not a traceback.
+        message = f"{error.strerror or error}: {error.filename or run_dir.path}; the run stopped with its last checkpoint intact"
+        if not in_sweep:
+            exit_with(UserError(message), code=1)
+        log.error("run failed: %s", message)
+    except UserError as error:
+        # Bad input stops a sweep too, before hours go into the other jobs. Exiting here, not in
+        # main(), also keeps Hydra from adding lines of its own.
+        run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
+        exit_with(error)
+    except Exception:
+        if not in_sweep:
+            raise
+        log.exception("run failed: %s", run_dir.path)  # into this run's train.log; the sweep goes on
+    return None
+
+
+def exit_with(error: Exception, code: int = 2) -> None:
+    """Exit 2 for input the user can fix, 1 for a run that failed."""
+    if os.environ.get("DEGRADATION_TRACEBACK") == "1":
+        raise error
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main() -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        os.environ["DEGRADATION_TRACEBACK"] = "1"  # the user asked for full tracebacks
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us instead of Hydra's multi-line report
+    try:
+        hydra_entry()
+    except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:
+        exit_with(error)
+    except OSError as error:  # Hydra could not create the run directory
+        exit_with(UserError(f"cannot write {error.filename or 'the run directory'}: {error.strerror or error} (check runs_root)"))

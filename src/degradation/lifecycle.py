@@ -1,0 +1,145 @@
+"""One run's life in its run directory: lock it, plan (train, resume or skip), train, record the end.
+
+Reads top to bottom: check the config, take the lock, skip a finished run, load the data, build the
+module and the trainer, resume from the last checkpoint if there is one, train, write the summary.
+"""
+
+import gc
+import logging
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+from degradation import build, tracking
+from degradation.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted
+from degradation.checkpoints import readable_checkpoint
+from degradation.config import check_config, config_differences
+from degradation.errors import UserError
+from degradation.lock import RunLock
+from degradation.module import Diverged
+from degradation.responses import RecordResponses
+from degradation.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RunDir
+from degradation.summary import finish_summary, start_summary, wandb_run_id
+
+log = logging.getLogger("degradation.train")
+
+
+def train(cfg: DictConfig, run_dir: RunDir) -> dict:
+    check_config(cfg)
+    if cfg.dry_run:
+        return plan(cfg, run_dir)
+    lock = RunLock(run_dir.path)
+    lock.acquire()  # two processes never train one run directory
+    try:
+        previous = previous_summary(cfg, run_dir)
+        if previous is not None and previous["status"] in FINISHED:
+            log.info("%s already %s; nothing to do (choose another name= to train again)", run_dir.path, previous["status"])
+            return previous
+        return train_locked(cfg, run_dir, lock, previous)
+    finally:
+        lock.release()
+        release_device_memory()
+
+
+def release_device_memory() -> None:
+    """Frees what a run held on the GPU before the next run of a local sweep starts in this process.
+
+    The Trainer and module form reference cycles that only a collection frees; compiled code and
+    CUDA graphs keep their memory pools until dynamo is reset (a later run compiles again; a reset
+    with nothing compiled costs nothing).
+    """
+    torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def plan(cfg: DictConfig, run_dir: RunDir) -> dict:
+    """What a run would do, for dry runs: nothing is trained or written."""
+    previous = previous_summary(cfg, run_dir)
+    if previous is not None and previous["status"] in FINISHED:
+        action = f"skip ({previous['status']})"
+    else:
+        action = "resume" if run_dir.last_checkpoint.is_file() else "train"
+    log.info("dry run: would %s %s", action, run_dir.path)
+    run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
+    return {"status": f"would {action}"}
+
+
+def previous_summary(cfg: DictConfig, run_dir: RunDir) -> dict | None:
+    previous = run_dir.read_summary()
+    if previous is not None:
+        check_same_run(previous, cfg, run_dir)
+    return previous
+
+
+def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
+    """A run directory is resumed or skipped only by the config that made it."""
+    changed = config_differences(previous["config"], OmegaConf.to_container(cfg, resolve=True))
+    if changed:
+        raise UserError(
+            f"{run_dir.path} holds a run with a different config ({'; '.join(changed[:3])}): "
+            "pass another name=... to keep both runs"
+        )
+
+
+def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict | None) -> dict:
+    pl.seed_everything(cfg.seed, workers=False, verbose=False)
+    datamodule = build.build_datamodule(cfg)
+    datamodule.setup()  # data errors surface here, before anything is trained
+    module = build.build_module(cfg, datamodule.eval_names)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    wandb_logger, wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
+    on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
+    callbacks = [LockHeartbeat(lock), on_signal, RecordResponses(run_dir)]  # the last one: Figure 7's data
+    trainer = build.build_trainer(cfg, run_dir, datamodule, wandb_logger, callbacks)
+    checkpoint = resume_point(run_dir)
+
+    summary = start_summary(cfg, module.net, trainer, checkpoint is not None, config, wandb_run)
+    run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
+    run_dir.write_summary(summary)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
+        summary = finish_summary(summary, run_dir, trainer, COMPLETED)
+        log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
+    except Diverged as diverged:
+        summary = finish_summary(summary, run_dir, trainer, DIVERGED, error=str(diverged))
+        log.warning("diverged: %s; the last checkpoint and the metrics before it are kept", diverged)
+    except SIGTERMException:
+        stopped = f"stopped by {on_signal.signal_name} at step {trainer.global_step}; checkpoint saved"
+        record_end(run_dir, {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped}, wandb_logger)
+        log.warning("%s: run the same command again to resume", stopped)
+        raise Preempted(on_signal.signum) from None
+    except BaseException as error:
+        status = FAILED if isinstance(error, Exception) else INTERRUPTED
+        record_end(run_dir, {**summary, "status": status, "error": f"{type(error).__name__}: {error}"}, wandb_logger)
+        raise
+    run_dir.write_summary(summary)
+    tracking.finish(wandb_logger, summary, exit_code=0)
+    return summary
+
+
+def record_end(run_dir: RunDir, summary: dict, wandb_logger) -> None:
+    """Best effort for a run that did not complete: the disk may be full or the directory gone."""
+    try:
+        run_dir.write_summary(summary)
+    except OSError as error:
+        log.warning("could not record status %s in %s: %s", summary["status"], run_dir.summary_path, error)
+    tracking.finish(wandb_logger, {"status": summary["status"]}, exit_code=1)
+
+
+def resume_point(run_dir: RunDir) -> str | None:
+    """The newest readable checkpoint, if any; metrics logged after it are dropped (they will be logged again)."""
+    found = readable_checkpoint(run_dir.last_checkpoint)
+    if found is None:
+        if any(run_dir.checkpoint_dir.glob("*.corrupt")):
+            log.warning("no readable checkpoint in %s: restarting from step 0", run_dir.checkpoint_dir)
+        run_dir.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+        return None
+    path, step = found
+    run_dir.drop_metrics_after(step)
+    log.info("resuming %s from %s (step %d)", run_dir.path, path.name, step)
+    return str(path)
