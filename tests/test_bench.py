@@ -44,6 +44,9 @@ def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     (["--depths", "7"], "model.depth must be 6n+2"),
     (["model.depth=20"], "choose networks with --archs/--depths"),
     (["--archs", "vgg"], "available: imagenet, plain, resnet"),
+    (["--depths", "abc"], "error: argument --depths: expected integer depths separated by commas, got 'abc'"),
+    (["--steps", "x"], "error: argument --steps: invalid int value: 'x'"),
+    (["--turbo"], "error: unrecognized arguments: --turbo"),
 ])
 def test_bad_bench_input_ends_with_one_line(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as exit_info:

@@ -89,11 +89,21 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
         assert [row["depth"] for row in csv.DictReader(file)] == ["20"]
 
 
-def test_the_command_line_refuses_a_missing_sweep_with_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("args, words", [
+    (["--sweep", "{tmp}/nope"], "error: argument --sweep: no folder {tmp}/nope"),
+    (["--runs", "{tmp}/nowhere"], "error: argument --runs: no folder {tmp}/nowhere"),
+    (["--ylim", "5"], "error: argument --ylim: expected 'low,high' (e.g. 0,20) or 'auto', got '5'"),
+    (["--ylim", "garbage"], "error: argument --ylim: expected 'low,high'"),
+    (["--ylim", "20,0"], "error: argument --ylim: low must be below high, got '20,0'"),  # an upside-down axis
+    (["--colour", "red"], "error: unrecognized arguments: --colour red"),
+    (["--source", "wandb"], "error: --source wandb needs --group"),
+])
+def test_the_command_line_refuses_bad_flags_with_one_line_naming_the_flag(tmp_path, capsys, args, words):
     with pytest.raises(SystemExit) as exit_info:
-        figures.main(["--sweep", str(tmp_path / "nope")])
-    assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().startswith("error: no sweep folder")
+        figures.main([arg.format(tmp=tmp_path) for arg in args])
+    stderr = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith(words.format(tmp=tmp_path)), stderr
 
 
 def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):

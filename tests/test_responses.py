@@ -98,3 +98,18 @@ def test_batches_follow_the_network_to_its_device_in_float32():
         response_stds(net, meta_batches)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert response_stds(eager_copy(module), loader) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("args, words", [
+    ([], "error: the following arguments are required: checkpoint"),
+    (["{tmp}/nope.ckpt"], "error: no checkpoint at {tmp}/nope.ckpt"),
+    (["{tmp}/last.ckpt", "--batch", "9"], "error: unrecognized arguments: --batch 9"),
+])
+def test_the_responses_command_refuses_bad_input_with_one_line(tmp_path, capsys, args, words):
+    from degradation import responses
+
+    with pytest.raises(SystemExit) as exit_info:
+        responses.main([arg.format(tmp=tmp_path) for arg in args])
+    stderr = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1, stderr
+    assert stderr.startswith(words.format(tmp=tmp_path)), stderr

@@ -34,7 +34,7 @@ from degradation.build import (build_datamodule, build_module, build_speed, buil
 from degradation.cli import exit_with
 from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
-from degradation.errors import UserError, require
+from degradation.errors import OneLineParser, UserError, comma_list, require
 from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.rundir import RunDir
@@ -260,11 +260,12 @@ def print_table(rows: list[dict]) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m degradation.bench", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m degradation.bench", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="config overrides for the harness and bare paths, e.g. trainer.precision=bf16-mixed")
     parser.add_argument("--archs", default=DEFAULT_ARCHS,
                         help="model configs, e.g. plain,resnet or resnet18,resnet18:plain (the plain twin)")
-    parser.add_argument("--depths", default="20,32,44,56,110")
+    parser.add_argument("--depths", type=comma_list(int, "integer depths"), default=[20, 32, 44, 56, 110],
+                        help="depths of the paper's nets (default 20,32,44,56,110)")
     parser.add_argument("--paths", default="harness,reference,bare")
     parser.add_argument("--switches", default="all", help="comma list of " + ", ".join(SWITCHES) + "; all or none")
     parser.add_argument("--share", type=int, default=2, help="harness runs sharing the device at once; 0 skips")
@@ -291,7 +292,7 @@ def check_args(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> dict:
     paths, total = args.paths.split(","), args.warmup + args.steps
     train, test = synthetic_split(args.train_size), synthetic_split(TEST_SIZE, seed=1)
-    timed = networks(args.archs.split(","), [int(depth) for depth in args.depths.split(",")])
+    timed = networks(args.archs.split(","), args.depths)
     configs = [bench_config(args.overrides, network, args.batch_size, total) for network in timed]
     rows = [network_row(cfg, measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
             for cfg in configs]

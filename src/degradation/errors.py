@@ -1,11 +1,35 @@
 """The one exception type a user can fix, and how any error is said in one line."""
 
+import argparse
+import sys
+
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 
 class UserError(Exception):
     """Bad input or a missing resource. The entry points print `error: <message>` and exit 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse for our command lines: a bad flag or value is one `error:` line naming it, exit 2 (no usage block)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def comma_list(item_type, what: str):
+    """An argparse type: a comma-separated list of `item_type`, refused as a whole with `what` named."""
+
+    def parse(text: str) -> list:
+        try:
+            items = [item_type(item) for item in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} separated by commas, got {text!r}") from None
+        return items
+
+    return parse
 
 
 def require(ok: bool, message: str) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from degradation.errors import OneLineParser
 from degradation.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
 
 log = logging.getLogger(__name__)
@@ -243,10 +244,22 @@ def write_all(sweep: Sweep, out: Path, ylim=PAPER_YLIM) -> list[Path]:
 
 
 def parse_ylim(text: str):
+    """--ylim: 'auto', or 'low,high' with low < high (an argparse type: its error names the flag)."""
     if text == "auto":
         return None
-    low, high = (float(v) for v in text.split(","))
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'low,high' (e.g. 0,20) or 'auto', got {text!r}") from None
+    if not low < high:
+        raise argparse.ArgumentTypeError(f"low must be below high, got {text!r}")
     return low, high
+
+
+def existing_folder(text: str) -> Path:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no folder {text}")
+    return Path(text)
 
 
 def load_source(args) -> Sweep:
@@ -263,27 +276,29 @@ def load_source(args) -> Sweep:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m degradation.figures", description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep", help="a sweep folder (default: the latest under --runs)")
+    parser = OneLineParser(prog="python -m degradation.figures", description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", type=existing_folder, help="a sweep folder (default: the latest under --runs)")
     parser.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
     parser.add_argument("--out", help="output folder (default: figures/<sweep name>)")
-    parser.add_argument("--ylim", default="0,20", help="Figure 6 error axis: 'low,high' (paper: 0,20) or 'auto'")
+    parser.add_argument("--ylim", type=parse_ylim, default="0,20",
+                        help="Figure 6 error axis: 'low,high' (paper: 0,20) or 'auto'")
     parser.add_argument("--source", choices=("runs", "wandb"), default="runs", help="run directories or W&B")
     parser.add_argument("--project", default="degradation", help="W&B project (with --source wandb)")
     parser.add_argument("--entity", help="W&B entity (with --source wandb; default: yours)")
     parser.add_argument("--group", help="W&B group = sweep name (with --source wandb)")
     args = parser.parse_args(argv)
     plt.switch_backend("Agg")  # files only; notebooks keep their own backend
+    if args.source == "runs" and not args.sweep and not Path(args.runs).is_dir():
+        parser.error(f"argument --runs: no folder {args.runs}")
     try:
         sweep = load_source(args)
         if not sweep.runs:
             raise FileNotFoundError(f"no finished runs in sweep {sweep.name}")
-        ylim = parse_ylim(args.ylim)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     out = Path(args.out) if args.out else Path("figures") / sweep.name
-    for path in write_all(sweep, out, ylim):
+    for path in write_all(sweep, out, args.ylim):
         print(path)
     if sweep.missing:
         print(f"missing or unfinished runs (figures drawn from the rest): {', '.join(sweep.missing)}")

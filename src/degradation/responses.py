@@ -7,7 +7,6 @@ mode. Runs compute this at the end of training (responses.json); for older runs:
     python -m degradation.responses runs/cifar/plain-56/seed=0/checkpoints/last.ckpt
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from degradation.data import CifarDataModule
-from degradation.errors import UserError
+from degradation.errors import OneLineParser, UserError
 from degradation.checkpoints import checkpoint_step
 from degradation.networks import build_net
 from degradation.rundir import RunDir
@@ -115,7 +114,7 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m degradation.responses", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m degradation.responses", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path, help="a run's checkpoints/last.ckpt")
     parser.add_argument("--data-root", help="CIFAR-10 root (default: the run's data.root)")
     args = parser.parse_args(argv)
