@@ -28,7 +28,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import loops, provenance, speed
+from degradation import loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
 from degradation.cli import exit_with
@@ -323,9 +323,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def quiet_lightning() -> None:
-    """No per-fit banners or warnings about the short timing runs between the table's lines."""
-    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*(number of training batches|LeafSpec).*")
+    """No per-fit banners, nor warnings about the short timing runs, between the table's lines."""
+    progress.quiet_lightning()
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
 
 
 def main(argv: list[str] | None = None) -> None:

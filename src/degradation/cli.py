@@ -20,6 +20,7 @@ from degradation import lifecycle, sweep
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, one_line
 from degradation.lock import RunLocked
+from degradation.progress import quiet_lightning
 from degradation.rundir import RunDir
 
 log = logging.getLogger("degradation.train")
@@ -29,6 +30,7 @@ log = logging.getLogger("degradation.train")
 def hydra_entry(cfg: DictConfig) -> dict | None:
     hydra_cfg = HydraConfig.get()
     run_dir = RunDir(hydra_cfg.runtime.output_dir)
+    quiet_lightning()
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if in_sweep and cfg.trainer.spread_gpus:
         sweep.assign_gpu(hydra_cfg.job.num)

@@ -87,6 +87,8 @@ def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
 
 
 def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict | None) -> dict:
+    log.info("run directory %s (%s-%d, seed %d, %d steps)", run_dir.path, cfg.model.arch, cfg.model.depth, cfg.seed,
+             cfg.trainer.max_steps)
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     datamodule = build.build_datamodule(cfg)
     datamodule.setup()  # data errors surface here, before anything is trained

@@ -80,6 +80,7 @@ class ClassifierModule(pl.LightningModule):
         self.train_tally = Tally()
         self.eval_tallies: list[Tally] = []
         self.train_step: TrainStep | None = None  # made when training starts, around Lightning's optimizer
+        self.latest_errors: dict[str, float] = {}  # of the latest rows, for progress lines
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.speed.layout(images))
@@ -101,9 +102,10 @@ class ClassifierModule(pl.LightningModule):
     def training_step(self, batch, batch_idx) -> None:
         images, labels = batch
         self.train_step(images, labels, lr=self.schedule.lr_at(self.global_step))
+        self.end_of_step(self.global_step)  # global_step counts the update just made
 
-    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
-        step = self.global_step
+    def end_of_step(self, step: int) -> None:
+        """The training row, when one is due; written here so that every callback sees it at this step."""
         last_step = step >= self.trainer.max_steps
         if step % self.log_every == 0 or last_step:
             loss, error = self.train_tally.read()
@@ -148,6 +150,7 @@ class ClassifierModule(pl.LightningModule):
 
     def log_row(self, **metrics: float) -> None:
         """Hands metrics for the current iteration to every logger; rows at one step are merged there."""
+        self.latest_errors.update({name: value for name, value in metrics.items() if name.endswith("_err")})
         metrics["epoch"] = self.current_epoch
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
