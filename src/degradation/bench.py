@@ -31,10 +31,9 @@ from omegaconf.errors import OmegaConfBaseException
 from degradation import loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
-from degradation.cli import exit_with
 from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
-from degradation.errors import OneLineParser, UserError, comma_list, require
+from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
 from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.rundir import RunDir

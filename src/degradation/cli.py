@@ -6,7 +6,6 @@ One readable `error:` line for everything a user can fix, and exit codes a sched
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import hydra
@@ -18,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from degradation import lifecycle, sweep
 from degradation.conf import CONFIG_DIR
-from degradation.errors import UserError, one_line
+from degradation.errors import UserError, exit_with
 from degradation.lock import RunLocked
 from degradation.progress import quiet_lightning
 from degradation.rundir import RunDir
@@ -56,14 +55,6 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
             raise
         log.exception("run failed: %s", run_dir.path)  # into this run's train.log; the sweep goes on
     return None
-
-
-def exit_with(error: Exception, code: int = 2) -> None:
-    """Exit 2 for input the user can fix, 1 for a run that failed."""
-    if os.environ.get("DEGRADATION_TRACEBACK") == "1":
-        raise error
-    print(f"error: {one_line(error)}", file=sys.stderr)
-    sys.exit(code)
 
 
 def main() -> None:

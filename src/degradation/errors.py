@@ -1,6 +1,7 @@
 """The one exception type a user can fix, and how any error is said in one line."""
 
 import argparse
+import os
 import sys
 
 from hydra.errors import HydraException, MissingConfigException
@@ -51,6 +52,14 @@ def one_line(error: BaseException, with_type: bool = False) -> str:
     if with_type:
         return f"{name}: {line}"[:200] if line else name
     return line or name
+
+
+def exit_with(error: Exception, code: int = 2) -> None:
+    """Exit 2 for input the user can fix, 1 for a run that failed; DEGRADATION_TRACEBACK=1 raises instead."""
+    if os.environ.get("DEGRADATION_TRACEBACK") == "1":
+        raise error
+    print(f"error: {one_line(error)}", file=sys.stderr)
+    sys.exit(code)
 
 
 def first_line(error: BaseException) -> str:

@@ -57,13 +57,20 @@ def release_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def plan(cfg: DictConfig, run_dir: RunDir) -> dict:
-    """What a run would do, for dry runs: nothing is trained or written."""
+def planned_action(cfg: DictConfig, run_dir: RunDir) -> str:
+    """What running this config in this directory would do: train, resume, skip (<status>) or elsewhere
+    (another process trains it now); refuses a directory made by another config."""
     previous = previous_summary(cfg, run_dir)
     if previous is not None and previous["status"] in FINISHED:
-        action = f"skip ({previous['status']})"
-    else:
-        action = "resume" if run_dir.last_checkpoint.is_file() else "train"
+        return f"skip ({previous['status']})"
+    if RunLock(run_dir.path).live_holder():
+        return "elsewhere"
+    return "resume" if run_dir.last_checkpoint.is_file() else "train"
+
+
+def plan(cfg: DictConfig, run_dir: RunDir) -> dict:
+    """What a run would do, for dry runs: nothing is trained or written."""
+    action = planned_action(cfg, run_dir)
     log.info("dry run: would %s %s", action, run_dir.path)
     run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
     return {"status": f"would {action}"}

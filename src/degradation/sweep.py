@@ -5,12 +5,16 @@ import os
 import sys
 from pathlib import Path
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from degradation.errors import UserError, exit_with
 
 from degradation.lock import RunLock
 from degradation.results import number
-from degradation.rundir import FINISHED, MULTIRUN_FILE, RUNNING, find_runs, remove_empty_folders
+from degradation.rundir import FINISHED, RUNNING, find_runs
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +39,24 @@ def sweep_table(sweep_dir: Path) -> tuple[str, list[str]]:
 
 
 class SweepTable(Callback):
-    """Prints every run of the sweep with its status when a multirun ends; exits 1 if any failed."""
+    """Checks every job before the first starts (a dry run stops there, with its plan); prints every run
+    of the sweep with its status when the multirun ends, and exits 1 if any failed.
+
+    Hydra turns a callback's exception into a warning, so a refusal exits here, with one line."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from degradation.sweep_check import describe, plan_sweep  # composes configs: only in the launching process
+
+        try:
+            plan, notes = plan_sweep(config)
+        except (UserError, HydraException, OmegaConfBaseException) as error:
+            exit_with(error)
+        if config.dry_run:
+            print(describe(plan, notes, Path(config.hydra.sweep.dir)), flush=True)
+            sys.exit(0)  # before Hydra's sweeper writes multirun.yaml or any job starts
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if [path.name for path in sweep_dir.iterdir()] == [MULTIRUN_FILE]:  # no run started: a dry run
-            (sweep_dir / MULTIRUN_FILE).unlink()
-        remove_empty_folders(sweep_dir, up_to=Path(config.runs_root))
-        if not sweep_dir.is_dir():
-            return
         table, failed = sweep_table(sweep_dir)
         print(f"\nsweep {sweep_dir}\n{table}", flush=True)
         if failed:
