@@ -21,10 +21,11 @@ def lines_by_gid(ax) -> dict:
 
 
 def test_figure6_has_plain_left_resnet_right_with_dashed_train_and_bold_test_curves(sweep):
-    fig = figures.figure6(sweep, ylim=(0, 20))
+    fig = figures.figure6(sweep)  # every net ends inside 0-20 %: the paper's axis
     left, right = fig.axes
     assert (left.get_title(), right.get_title()) == ("plain nets", "ResNets")
-    assert left.get_ylim() == (0, 20) and left.get_xlabel() == "iter. (1e4)" and left.get_ylabel() == "error (%)"
+    assert left.get_ylim() == (0, 20) and left.get_xlabel() == "iter." and left.get_ylabel() == "error (%)"
+    assert left.get_xlim() == right.get_xlim() and left.get_xlim()[0] == 0  # shared, from 0
     for ax, arch in ((left, "plain"), (right, "resnet")):
         lines = lines_by_gid(ax)
         assert set(lines) == {f"{arch}-{d}:{c}" for d in (20, 56) for c in ("train_err", "test_err")}
@@ -34,25 +35,48 @@ def test_figure6_has_plain_left_resnet_right_with_dashed_train_and_bold_test_cur
         assert train.get_color() != lines[f"{arch}-20:train_err"].get_color()  # one colour per depth
         expected = np.mean([[known_error(arch, 56, s, step, False) for step in (1000, 2000, 3000, 4000)] for s in (0, 1)], 0)
         assert np.allclose(test.get_ydata(), expected)  # the mean over seeds
-        assert np.allclose(test.get_xdata(), [0.1, 0.2, 0.3, 0.4])  # iterations in units of 1e4
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"{figures.TITLES[arch]}-20", f"{figures.TITLES[arch]}-56"]
+        assert np.allclose(test.get_xdata(), [1000, 2000, 3000, 4000])  # iterations (runs shorter than 1e4)
+        assert test.get_marker() == "o" and train.get_marker() in ("None", None, "")  # 4 test points: marked
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+            f"{figures.TITLES[arch]}-20", f"{figures.TITLES[arch]}-56", "training error", "test error"]  # the style key
         assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 4  # a min-max band per curve
 
 
-def test_a_net_above_the_axis_is_noted_not_dropped(tmp_path):
+def test_a_net_above_a_given_axis_is_noted_under_the_panel_not_over_the_curves(tmp_path):
     sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0,))
     write_run(sweep_dir, "plain", 110, 0)  # errors around 17-21 % train, test 2 points higher
-    fig = figures.figure6(load_sweep(sweep_dir), ylim=(0, 5))
-    note = [t for t in fig.axes[0].texts if t.get_gid() == "off-axis"]
-    assert note and "plain-110" in note[0].get_text() and "plain-20" in note[0].get_text()
+    ax = figures.figure6(load_sweep(sweep_dir), ylim=(0, 5)).axes[0]
+    [note] = [t for t in ax.texts if t.get_gid() == "off-axis"]
+    assert "plain-110" in note.get_text() and "plain-20" in note.get_text()
+    assert note.get_position()[1] < 0 and note.get_transform() == ax.transAxes  # below the axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["plain-20", "plain-110"]  # by their dashed lines
+
+
+def test_the_paper_axis_gives_way_to_one_that_shows_every_net_and_says_so(tmp_path):
+    """A short sweep, or one trained on the offline copy, ends above 20 %: every net is drawn on a fitted axis."""
+    sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0,))
+    write_run(sweep_dir, "plain", 300, 0)  # ends at 34 % train, 36 % test
+    left, right = figures.figure6(load_sweep(sweep_dir)).axes
+    assert left.get_ylim() == right.get_ylim() == (0, 40)  # above the highest point (39 %), in steps of 5
+    assert [t.get_text() for t in left.texts if t.get_gid() == "axis-note"] == [
+        "axis fitted to the data: some nets end above the paper's 0-20 %"]
+    assert {"plain-20", "plain-300"} <= {t.get_text() for t in left.get_legend().get_texts()}
+
+
+def test_long_runs_are_drawn_in_the_papers_units_of_1e4_iterations(tmp_path):
+    sweep_dir = tmp_path / "grid"
+    write_run(sweep_dir, "plain", 20, 0, steps=(16000, 32000, 48000, 64000))
+    ax = figures.figure6(load_sweep(sweep_dir), ylim="auto").axes[0]
+    assert ax.get_xlabel() == "iter. (1e4)" and np.allclose(lines_by_gid(ax)["plain-20:test_err"].get_xdata(), [1.6, 3.2, 4.8, 6.4])
+    assert ax.get_xlim()[0] == 0 and 6.4 <= ax.get_xlim()[1] < 7
 
 
 def test_a_diverged_run_is_drawn_up_to_its_divergence_and_marked(tmp_path):
     sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0,))
     write_run(sweep_dir, "plain", 110, 0, status="diverged", steps=(1000, 2000))
-    ax = figures.figure6(load_sweep(sweep_dir), ylim=None).axes[0]
-    assert lines_by_gid(ax)["plain-110:test_err"].get_xdata().max() == pytest.approx(0.2)
-    assert any(line.get_gid() == "diverged" and line.get_xdata()[0] == pytest.approx(0.2) for line in ax.get_lines())
+    ax = figures.figure6(load_sweep(sweep_dir), ylim="auto").axes[0]
+    assert lines_by_gid(ax)["plain-110:test_err"].get_xdata().max() == 2000
+    assert any(line.get_gid() == "diverged" and line.get_xdata()[0] == 2000 for line in ax.get_lines())
 
 
 def test_figure1_compares_plain_20_and_56_in_training_and_test_error(sweep):
@@ -71,6 +95,10 @@ def test_table6_means_stds_and_gap_equal_hand_computed_values(sweep):
     assert rows[("resnet", 56)]["paper_test_err"] == 6.97 and rows[("plain", 56)]["paper_test_err"] is None
     gap = figures.degradation_gap(list(rows.values()))
     assert gap["plain"] == pytest.approx(3.6) and gap["resnet"] == pytest.approx(-1.8)
+    train_gap = figures.degradation_gap(list(rows.values()), error="train")  # the degradation problem itself
+    assert train_gap["plain"] == pytest.approx(3.6) and train_gap["resnet"] == pytest.approx(-1.8)
+    text = figures.table6_markdown(list(rows.values()), sweep)
+    assert "training error: plain 3.60, ResNet -1.80; test error: plain 3.60, ResNet -1.80." in text
 
 
 def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
@@ -81,8 +109,11 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
     )
     sweep = load_sweep(sweep_dir)
     assert sweep.missing == ["plain-56/seed=0", "resnet-20/seed=0", "resnet-56/seed=0"]
-    written = figures.write_all(sweep, tmp_path / "out")
-    assert {p.name for p in written} == {"fig6.png", "fig6.pdf", "fig1.png", "fig7.png", "fig7.pdf", "table6.md", "table6.csv"}
+    written, warnings = figures.write_all(sweep, tmp_path / "out")
+    # No run has responses.json: no empty Figure 7, and a warning that says how to get its data.
+    assert {p.name for p in written} == {"fig6.png", "fig6.pdf", "fig1.png", "table6.md", "table6.csv"}
+    assert warnings == [f"Figure 7 not drawn: {figures.NO_RESPONSES}"] and "python -m degradation.responses" in warnings[0]
+    assert not (tmp_path / "out/fig7.png").exists()
     assert all(p.stat().st_size > 0 for p in written)
     assert "Missing or unfinished runs: plain-56/seed=0" in (tmp_path / "out/table6.md").read_text()
     with open(tmp_path / "out/table6.csv") as file:
@@ -92,8 +123,8 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--sweep", "{tmp}/nope"], "error: argument --sweep: no folder {tmp}/nope"),
     (["--runs", "{tmp}/nowhere"], "error: argument --runs: no folder {tmp}/nowhere"),
-    (["--ylim", "5"], "error: argument --ylim: expected 'low,high' (e.g. 0,20) or 'auto', got '5'"),
-    (["--ylim", "garbage"], "error: argument --ylim: expected 'low,high'"),
+    (["--ylim", "5"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high' (e.g. 0,20), got '5'"),
+    (["--ylim", "garbage"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high'"),
     (["--ylim", "20,0"], "error: argument --ylim: low must be below high, got '20,0'"),  # an upside-down axis
     (["--colour", "red"], "error: unrecognized arguments: --colour red"),
     (["--source", "wandb"], "error: --source wandb needs --group"),
@@ -159,7 +190,27 @@ def test_the_written_fig6_is_on_the_papers_axis_or_fitted_to_the_data_with_ylim_
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
     figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "paper")])
     assert axes_when_saved["fig6.png"] == axes_when_saved["fig6.pdf"] == [(0.0, 20.0), (0.0, 20.0)]
-    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "auto"), "--ylim", "auto"])
-    lowest, highest = known_error("resnet", 56, 0, 4000, True), known_error("plain", 56, 1, 1000, False)
-    for low, high in axes_when_saved["fig6.png"]:  # the synthetic errors lie in [4.2, 16.6]: fitted, not 0-20
-        assert 0 < low <= lowest and highest <= high < 20
+    write_run(sweep_dir, "plain", 300, 0)  # ends at 34 % train, 36 % test: the paper axis gives way
+    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "fitted")])
+    assert axes_when_saved["fig6.png"] == [(0.0, 40.0), (0.0, 40.0)]
+    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "given"), "--ylim", "0,20"])
+    assert axes_when_saved["fig6.png"] == [(0.0, 20.0), (0.0, 20.0)]  # as asked: plain-300 is named under the panel
+
+
+def test_a_sweep_without_plain_20_or_56_writes_no_figure_1_and_says_why(tmp_path):
+    written, warnings = figures.write_all(load_sweep(write_sweep(tmp_path / "grid", archs=("resnet",))), tmp_path / "out")
+    assert "fig1.png" not in {p.name for p in written} and warnings[0].startswith("Figure 1 not drawn")
+
+
+def test_figures_of_another_sweep_are_never_overwritten(tmp_path, capsys, monkeypatch):
+    """Two sweeps named quick (runs/quick and experiments/x/quick) both default to figures/quick/."""
+    monkeypatch.chdir(tmp_path)
+    first, second = write_sweep(tmp_path / "runs/quick"), write_sweep(tmp_path / "experiments/x/quick")
+    figures.main(["--sweep", str(first)])
+    figures.main(["--sweep", str(first)])  # the same sweep again: fine
+    before = (tmp_path / "figures/quick/fig6.png").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        figures.main(["--sweep", str(second)])
+    [stderr] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert exit_info.value.code == 2 and stderr.startswith(f"error: figures/quick/ holds the figures of {first}")
+    assert "pass --out" in stderr and (tmp_path / "figures/quick/fig6.png").read_bytes() == before
