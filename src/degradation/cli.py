@@ -30,6 +30,7 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
     hydra_cfg = HydraConfig.get()
     run_dir = RunDir(hydra_cfg.runtime.output_dir)
     quiet_lightning()
+    logging.captureWarnings(True)  # warnings go through logging: into train.log too, not only to the terminal
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
     if in_sweep and cfg.trainer.spread_gpus:
         sweep.assign_gpu(hydra_cfg.job.num)
