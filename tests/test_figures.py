@@ -188,11 +188,18 @@ def test_the_written_fig6_is_on_the_papers_axis_or_fitted_to_the_data_with_ylim_
         return savefig(fig, path, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    starts_high = RunDir(sweep_dir / "resnet-110/seed=0")  # 60 % at first, like every real run; ends at 5 %
+    starts_high.path.mkdir(parents=True)
+    for step, error in [(100, 60.0), (4000, 5.0)]:
+        starts_high.metrics_writer().write(step, {"train_err": error, "test_err": error + 1})
+    starts_high.write_summary({"arch": "resnet", "depth": 110, "seed": 0, "status": "completed", "steps": 4000})
     figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "paper")])
-    assert axes_when_saved["fig6.png"] == axes_when_saved["fig6.pdf"] == [(0.0, 20.0), (0.0, 20.0)]
+    assert axes_when_saved["fig6.png"] == axes_when_saved["fig6.pdf"] == [(0.0, 20.0), (0.0, 20.0)]  # ends fit
+    figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "auto"), "--ylim", "auto"])
+    assert axes_when_saved["fig6.png"] == [(0.0, 65.0), (0.0, 65.0)]  # every point shows
     write_run(sweep_dir, "plain", 300, 0)  # ends at 34 % train, 36 % test: the paper axis gives way
     figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "fitted")])
-    assert axes_when_saved["fig6.png"] == [(0.0, 40.0), (0.0, 40.0)]
+    assert axes_when_saved["fig6.png"] == [(0.0, 65.0), (0.0, 65.0)]  # fitted: every point shows
     figures.main(["--sweep", str(sweep_dir), "--out", str(tmp_path / "given"), "--ylim", "0,20"])
     assert axes_when_saved["fig6.png"] == [(0.0, 20.0), (0.0, 20.0)]  # as asked: plain-300 is named under the panel
 
