@@ -221,3 +221,10 @@ def test_figures_of_another_sweep_are_never_overwritten(tmp_path, capsys, monkey
     [stderr] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert exit_info.value.code == 2 and stderr.startswith(f"error: figures/quick/ holds the figures of {first}")
     assert "pass --out" in stderr and (tmp_path / "figures/quick/fig6.png").read_bytes() == before
+
+
+def test_figure7_of_a_sweep_without_the_papers_depths_draws_the_sweeps_own_nets(tmp_path):
+    sweep_dir = write_sweep(tmp_path / "grid", depths=(8,), seeds=(0,))
+    RunDir(sweep_dir / "plain-8/seed=0").write_responses(DEFINITION, [1.0, 2.0], step=4000)
+    fig = figures.figure7(load_sweep(sweep_dir))
+    assert [line.get_gid() for line in fig.axes[0].get_lines()] == ["plain-8"]

@@ -190,12 +190,16 @@ FIG7_NETS = (("plain", 20), ("plain", 56), ("resnet", 20), ("resnet", 56), ("res
 
 
 def figure7(sweep: Sweep):
-    """Std of layer responses: layers in their original order (top) and sorted by magnitude (bottom); None
-    if no run has measured them."""
-    if not any(r.responses for arch, depth in FIG7_NETS for r in sweep.select(arch, depth)):
+    """Std of layer responses: layers in their original order (top) and sorted by magnitude (bottom), for the
+    paper's nets (plain-20/56, ResNet-20/56/110) or, if the sweep has none of them, for its own; None if no run
+    has measured them."""
+    measured = [(arch, depth) for arch in ("plain", "resnet") for depth in sweep.depths(arch)
+                if any(r.responses for r in sweep.select(arch, depth))]
+    if not measured:
         return None
+    nets = [net for net in FIG7_NETS if net in measured] or measured  # the paper's nets, else the sweep's own
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6), sharey=True)
-    for arch, depth in FIG7_NETS:
+    for arch, depth in nets:
         measured = [r.responses for r in sweep.select(arch, depth) if r.responses]
         if not measured:
             continue

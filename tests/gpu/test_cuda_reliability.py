@@ -72,7 +72,8 @@ def test_a_2x2_joblib_sweep_shares_the_gpu_and_its_figures_are_made(tmp_path, gp
                              cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert figures.returncode == 0, figures.stderr[-3000:]
     made = {path.name for path in (tmp_path / "figures/grid").iterdir()}
-    assert {"fig6.png", "fig6.pdf", "fig1.png", "fig7.png", "fig7.pdf", "table6.md", "table6.csv"} <= made
+    assert {"fig6.png", "fig6.pdf", "fig7.png", "fig7.pdf", "table6.md", "table6.csv"} <= made  # Fig. 7 of depth 8
+    assert "Figure 1 not drawn" in figures.stderr  # it compares plain-20 with plain-56
 
 
 def test_the_bench_runs_every_path_on_the_gpu_at_a_tiny_size(tmp_path):
