@@ -193,7 +193,7 @@ MUTATIONS = [
              "src/degradation/figures.py", "        return fitted_ylim(sweep), \"axis fitted to the data", "        return PAPER_YLIM, \"axis fitted to the data",
              "tests/test_figures.py::test_the_paper_axis_gives_way_to_one_that_shows_every_net_and_says_so"),
     Mutation("an empty Figure 7 written when no run has responses",
-             "src/degradation/figures.py", "        return None\n    fig, (top, bottom)", "        pass\n    fig, (top, bottom)",
+             "src/degradation/figures.py", "        return None\n    nets = ", "        pass\n    nets = ",
              "tests/test_figures.py::test_write_all_writes_every_file_for_a_partial_sweep"),
     Mutation("another sweep's figures overwritten",
              "src/degradation/figures.py", "    if recorded is not None and where(recorded) != where(source):", "    if False:",
