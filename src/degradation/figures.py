@@ -62,21 +62,21 @@ def iteration_axis(sweep: Sweep) -> tuple[float, str, float]:
     return (1e4, "iter. (1e4)", last) if last >= 1e4 else (1.0, "iter.", last)
 
 
+def curve_means(sweep: Sweep, archs=("plain", "resnet")) -> list[np.ndarray]:
+    """The mean (over seeds) of every net's training and test curve that has points."""
+    means = [seed_band(sweep.select(arch, depth), curve)[1]
+             for arch in archs for depth in sweep.depths(arch) for curve in ("train_err", "test_err")]
+    return [mean for mean in means if len(mean)]
+
+
 def final_means(sweep: Sweep, archs=("plain", "resnet")) -> list[float]:
     """The last mean (over seeds) of every net's training and test curve."""
-    finals = []
-    for arch in archs:
-        for depth in sweep.depths(arch):
-            for curve in ("train_err", "test_err"):
-                _, mean, _, _ = seed_band(sweep.select(arch, depth), curve)
-                finals += [float(mean[-1])] if len(mean) and np.isfinite(mean[-1]) else []
-    return finals
+    return [float(mean[-1]) for mean in curve_means(sweep, archs) if np.isfinite(mean[-1])]
 
 
 def fitted_ylim(sweep: Sweep, archs=("plain", "resnet")) -> tuple[float, float]:
     """0 to just above the highest curve, in steps of 5 points: every net shows."""
-    highest = [float(np.nanmax(seed_band(sweep.select(a, d), c)[1])) for a in archs for d in sweep.depths(a)
-               for c in ("train_err", "test_err") if len(seed_band(sweep.select(a, d), c)[1])]
+    highest = [float(np.nanmax(mean)) for mean in curve_means(sweep, archs)]
     finite = [h for h in highest if np.isfinite(h)]
     return 0.0, min(100.0, 5 * np.ceil(max(finite, default=20.0) * 1.02 / 5))
 

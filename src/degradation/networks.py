@@ -54,6 +54,10 @@ class Family:
     build: Callable[..., nn.Module]  # called with those keys (family and arch excepted) and num_classes
     shortcut: Callable[[dict], str]  # how summary.json names the shortcuts of a residual net
 
+    def build_keys(self) -> list[str]:
+        """The model.* keys the builder takes (family and arch name the network, they do not shape it)."""
+        return [spec.name for spec in fields(self.schema) if spec.name not in ("family", "arch")]
+
 
 FAMILIES: dict[str, Family] = {
     "cifar": Family(CifarModel, CifarNet, lambda model: model["shortcut"]),
@@ -67,14 +71,12 @@ def family_of(model: dict) -> Family:
 
 def net_args(model: dict, num_classes: int) -> dict:
     """What a run's network is made of: its family, num_classes and the family's keys (checkpoints keep this)."""
-    keys = [spec.name for spec in fields(family_of(model).schema) if spec.name != "arch"]
-    return {"num_classes": num_classes, **{key: model[key] for key in keys}}
+    return {"num_classes": num_classes, **{key: model[key] for key in ["family", *family_of(model).build_keys()]}}
 
 
 def build_net(family: str = "cifar", num_classes: int = 10, **keys) -> nn.Module:
     """From net_args(...). Keys of other families (older checkpoints recorded all of them) are ignored."""
-    schema = FAMILIES[family].schema
-    own = {spec.name for spec in fields(schema)} - {"family", "arch"}
+    own = FAMILIES[family].build_keys()
     return FAMILIES[family].build(num_classes=num_classes, **{key: value for key, value in keys.items() if key in own})
 
 
