@@ -47,6 +47,21 @@ def gpu_cifar_root(tmp_path_factory) -> Path:
     return write_fake_cifar(tmp_path_factory.mktemp("gpu-cifar"), per_batch=250, test_size=500)
 
 
+def one_error_line(code: int, stderr: str) -> str:
+    """The promise of every command line for bad input: exit 2 and one `error:` line, no traceback; the line."""
+    lines = stderr.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, stderr[-2000:])
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def main_refuses(main, args: list[str], capsys) -> str:
+    """Runs a command line's main(args) in this process; the one `error:` line it refused them with."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    return one_error_line(exit_info.value.code, capsys.readouterr().err)
+
+
 def compose_config(*overrides: str):
     """The real conf/ tree composed with overrides, as `python -m degradation.train` would."""
     return compose_real_config(list(overrides))

@@ -8,6 +8,7 @@ from degradation import figures
 from degradation.responses import DEFINITION
 from degradation.results import load_sweep
 from degradation.rundir import RunDir
+from conftest import main_refuses
 from synthetic_sweep import known_error, write_run, write_sweep
 
 
@@ -130,11 +131,8 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
     (["--source", "wandb"], "error: --source wandb needs --group"),
 ])
 def test_the_command_line_refuses_bad_flags_with_one_line_naming_the_flag(tmp_path, capsys, args, words):
-    with pytest.raises(SystemExit) as exit_info:
-        figures.main([arg.format(tmp=tmp_path) for arg in args])
-    stderr = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1, stderr
-    assert stderr.startswith(words.format(tmp=tmp_path)), stderr
+    line = main_refuses(figures.main, [arg.format(tmp=tmp_path) for arg in args], capsys)
+    assert line.startswith(words.format(tmp=tmp_path)), line
 
 
 def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):

@@ -8,7 +8,7 @@ from degradation.data import CifarLoader, Split
 from degradation.models import CifarNet
 from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
 from degradation.rundir import RunDir
-from conftest import TINY_RUN, compose_config
+from conftest import TINY_RUN, compose_config, main_refuses
 
 
 def test_one_response_per_3x3_layer_in_network_order():
@@ -108,8 +108,5 @@ def test_batches_follow_the_network_to_its_device_in_float32():
 def test_the_responses_command_refuses_bad_input_with_one_line(tmp_path, capsys, args, words):
     from degradation import responses
 
-    with pytest.raises(SystemExit) as exit_info:
-        responses.main([arg.format(tmp=tmp_path) for arg in args])
-    stderr = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and len(stderr.splitlines()) == 1, stderr
-    assert stderr.startswith(words.format(tmp=tmp_path)), stderr
+    line = main_refuses(responses.main, [arg.format(tmp=tmp_path) for arg in args], capsys)
+    assert line.startswith(words.format(tmp=tmp_path)), line

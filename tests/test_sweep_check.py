@@ -2,13 +2,11 @@
 
 import pytest
 
-from conftest import TINY_RUN, run_train
+from conftest import TINY_RUN, one_error_line, run_train
 
 
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
-    return lines[0]
+def refusal(result) -> str:
+    return one_error_line(result.returncode, result.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +22,7 @@ def test_a_bad_job_anywhere_in_the_grid_stops_the_sweep_before_any_job_trains(tm
     """The typo is in the second job: nothing (not even the first, valid job) is trained or written."""
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "experiment=sweep_quick", "logger=csv",
                        "model.depth=8,21", cwd=tmp_path)
-    line = one_error_line(result)
+    line = refusal(result)
     assert line.startswith("error: job #1 (model=plain model.depth=21): model.depth must be 6n+2"), line
     assert not (tmp_path / "runs").exists()
 
@@ -34,14 +32,14 @@ def test_a_sweep_that_would_reuse_a_run_directory_of_another_config_is_refused_b
     before = {path: path.read_bytes() for path in (finished_sweep / "runs").rglob("*") if path.is_file()}
     result = run_train("-m", *TINY_RUN, f"data.root={fake_cifar_root}", "model.depth=8", "seed=1,0", "name=s",
                        "optim.lr=0.05", cwd=finished_sweep)
-    line = one_error_line(result)
+    line = refusal(result)
     assert line.startswith("error: job #0 (seed=1): ") and "holds a run with a different config (optim.lr: 0.1 -> 0.05)" in line
     assert {path: path.read_bytes() for path in (finished_sweep / "runs").rglob("*") if path.is_file()} == before
 
 
 def test_missing_data_is_found_before_the_first_job(tmp_path):
     result = run_train("-m", *TINY_RUN, f"data.root={tmp_path}/nowhere", "seed=0,1", cwd=tmp_path)
-    assert "CIFAR-10 not found in" in one_error_line(result) and not (tmp_path / "runs").exists()
+    assert "CIFAR-10 not found in" in refusal(result) and not (tmp_path / "runs").exists()
 
 
 def test_a_dry_run_writes_nothing_and_ends_with_its_plan(finished_sweep, fake_cifar_root):
@@ -62,4 +60,4 @@ def test_a_launcher_that_needs_slurm_is_refused_where_there_is_none(tmp_path, fa
     monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no sbatch
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "experiment=sweep_quick", "logger=csv",
                        "launcher=slurm", "dry_run=true", cwd=tmp_path)
-    assert "submits jobs with sbatch, which is not on this machine's PATH" in one_error_line(result)
+    assert "submits jobs with sbatch, which is not on this machine's PATH" in refusal(result)

@@ -9,7 +9,7 @@ import pytest
 
 from degradation import cli
 from degradation.data import CIFAR_DIRNAME
-from conftest import TINY_RUN, run_train
+from conftest import TINY_RUN, one_error_line, run_train
 from fake_cifar import write_batch
 
 
@@ -62,10 +62,8 @@ BROKEN_DATA = [
 
 
 def assert_one_line_error(code: int, stderr: str, words: str) -> None:
-    assert code == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr[-2000:]
-    assert words in lines[0] and "Traceback" not in stderr
+    line = one_error_line(code, stderr)
+    assert words in line, line
 
 
 def main_in_process(args: list[str], cwd, monkeypatch, capsys) -> tuple[int, str]:
