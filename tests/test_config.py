@@ -75,6 +75,7 @@ def refusal(*overrides: str) -> str:
         ("speed.compile=maybe", "speed.compile=maybe Value 'maybe' is not a valid bool"),
         ("logger.wandb.mode=loud", "logger.wandb.mode must be one of auto, online, offline, disabled"),
         ("trainer.deterministic=true speed.cudnn_benchmark=true", "speed.cudnn_benchmark must be false when"),
+        ("speed.cuda_graphs=true trainer.precision=16-mixed", "speed.cuda_graphs needs trainer.precision other than"),
     ],
 )
 def test_bad_values_are_refused_with_one_line_that_names_the_key(override, message):

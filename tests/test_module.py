@@ -59,8 +59,12 @@ def test_tally_reads_mean_loss_and_percent_error_then_resets():
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [2.0, 0.0]])
     tally.add(torch.tensor(1.0), logits[:2], torch.tensor([0, 0]))  # one of two wrong
     tally.add(torch.tensor(3.0), logits[2:], torch.tensor([0, 0]))  # both right
+    sums = tally.sums
     assert tally.read() == pytest.approx((2.0, 25.0))
-    assert tally.count == 0 and tally.sums is None
+    assert tally.count == 0 and tally.sums.tolist() == [0.0, 0.0]
+    tally.add(torch.tensor(1.0), logits[:1], torch.tensor([1]))
+    assert tally.sums is sums  # summed in place: a captured CUDA graph keeps adding into this memory
+    assert tally.read() == pytest.approx((1.0, 100.0))
 
 
 def test_module_checkpoint_carries_the_open_training_window():
@@ -80,7 +84,8 @@ def test_module_checkpoint_carries_the_open_training_window():
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")  # each waits for the device
 
 
-def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_cifar_root, monkeypatch):
+@pytest.mark.parametrize("speed", [[], ["speed.cuda_graphs=true"]], ids=["eager", "whole-step"])
+def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_cifar_root, monkeypatch, speed):
     """Loss and error stay on the device between metrics rows: on a GPU a read would stall every step.
     Steps that write a row (log_every, eval_every) may read; no other step does.
     Counted here by wrapping the tensor methods that read values, within each step's hooks."""
@@ -114,7 +119,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     add_callback(monkeypatch, counter)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}"), run)
+    lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", *speed), run)
     assert sorted(counter.per_step) == list(range(1, 13))
     row_steps = {row["step"] for row in run.read_metrics()}  # 4, 6, 8, 12: reading there is the point
     assert {step: names for step, names in counter.per_step.items() if names and step not in row_steps} == {}

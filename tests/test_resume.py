@@ -15,6 +15,8 @@ CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 1
     pytest.param([], id="eager"),
     # speed.compile keeps parameter names, so a compiled run's checkpoint loads into the compiled network again
     pytest.param(["speed.compile=true"], id="compiled", marks=pytest.mark.slow),
+    # the whole-step path: its rate tensor, fused SGD and in-place tally restart from the checkpoint
+    pytest.param(["speed.cuda_graphs=true"], id="whole-step"),
 ])
 def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch, speed):
     cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", *speed)

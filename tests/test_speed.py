@@ -2,11 +2,12 @@
 paper's fp32 path in the first steps."""
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from degradation.checkpoints import load
 from degradation.rundir import RunDir
-from conftest import TINY_RUN, run_train
+from conftest import TINY_RUN, add_callback, compose_config, run_train
 
 FIRST_STEPS = 3
 # deterministic=false: cudnn_benchmark is refused with it, and the reference must run as the switches do.
@@ -87,3 +88,57 @@ def test_the_fast_preset_in_fp32_on_a_cpu_compiles_and_agrees_with_the_default_p
     assert "speed.cuda_graphs needs a CUDA device" in log
     assert inductor_cache.is_dir() and any(path.is_file() for path in inductor_cache.rglob("*")), "nothing was compiled"
     assert conv_weights_are_channels_last(fast_run) and optimizer_is_fused(fast_run)
+
+
+def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp_path, fake_cifar_root):
+    """speed.cuda_graphs: off CUDA the same static-buffer step runs without a graph, so every number must
+    equal the eager path with the same (fused) SGD kernel: across a milestone (the rate is a device
+    tensor filled in place), the epochs' partial last batches (160 = 6 x 24 + 16: run eagerly) and
+    partial evaluation batches (40 = 30 + 10)."""
+    shapes = ["data.batch_size=24", "data.eval_batch_size=30", "trainer.max_steps=16", "trainer.eval_every=8",
+              "optim.milestones=[5,11]"]
+    (tmp_path / "eager").mkdir(), (tmp_path / "whole").mkdir()
+    eager, _ = tiny_run(tmp_path / "eager", fake_cifar_root, "eager", *shapes, "speed.fused_sgd=true")
+    whole, log = tiny_run(tmp_path / "whole", fake_cifar_root, "whole", *shapes, "speed.cuda_graphs=true")
+    assert "speed.cuda_graphs needs a CUDA device" in log  # on a CPU: the path, not the graph
+    assert len(whole.read_metrics()) == 16 and whole.read_metrics() == eager.read_metrics()
+    assert [row["lr"] for row in whole.read_metrics()][4:6] == [0.1, pytest.approx(0.01)]
+
+
+class CompiledGraphsAfterStep(pl.Callback):
+    """How many graphs dynamo has compiled, after each training step and after each evaluation."""
+
+    def __init__(self):
+        self.after = {}
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self.after[f"step {trainer.global_step}"] = compiled_graphs()
+
+    def on_validation_end(self, trainer, *args) -> None:
+        self.after[f"eval {trainer.global_step}"] = compiled_graphs()
+
+
+def compiled_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(tmp_path, fake_cifar_root, monkeypatch):
+    """No stalls: the first step compiles the network; the epoch's partial last batch (160 = 6 x 24 + 16),
+    eval mode and the evaluation batches (40 = 30 + 10) run it uncompiled, so nothing compiles again."""
+    from degradation import lifecycle
+
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    counter = CompiledGraphsAfterStep()
+    add_callback(monkeypatch, counter)
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "data.batch_size=24", "data.eval_batch_size=30",
+                         "trainer.max_steps=9", "trainer.eval_every=4", "speed.compile=true", "speed.cuda_graphs=true")
+    assert lifecycle.train(cfg, run)["status"] == "completed"
+    first = counter.after["step 1"]
+    assert first > 0, "the network was not compiled"
+    assert set(counter.after.values()) == {first}, counter.after

@@ -2,7 +2,8 @@
 
 SGD with momentum and weight decay; the learning rate is a function of the iteration (not the
 epoch): an optional warm-up, then base_lr divided by 10 at each milestone. The step's arithmetic is
-step.TrainStep (manual optimization), the same code the bench's bare loop runs. Loss and error are
+step.TrainStep (manual optimization), the same code the bench's bare loop runs; with
+speed.cuda_graphs, whole_step.WholeStep replays it as one CUDA graph. Loss and error are
 summed on the device and read back only when a row of metrics is logged, so training never waits
 on the host between logs.
 """
@@ -15,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from degradation.networks import build_net
-from degradation.speed import Speed
+from degradation.speed import Speed, autocast
 from degradation.step import Tally, TrainStep
+from degradation.whole_step import EvalForward, WholeStep
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class ClassifierModule(pl.LightningModule):
         self.train_tally = Tally()
         self.eval_tallies: list[Tally] = []
         self.train_step: TrainStep | None = None  # made when training starts, around Lightning's optimizer
+        self.eval_forward: EvalForward | None = None  # made at the first evaluation
         self.latest_errors: dict[str, float] = {}  # of the latest rows, for progress lines
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -95,13 +98,31 @@ class ClassifierModule(pl.LightningModule):
     # --- training ---------------------------------------------------------------------------
 
     def on_train_start(self) -> None:
-        # Lightning's optimizer wrapper counts the steps and applies the precision plugin; its
-        # autocast is already around training_step, so the step adds none of its own.
-        self.train_step = TrainStep(self.net, self.optimizers(), self.speed, self.train_tally, backward=self.manual_backward)
+        optimizer = self.optimizers()
+        if self.speed.cuda_graphs:
+            self.train_step = WholeStep(self.net, optimizer.optimizer, self.speed, self.train_tally,
+                                        batch_size=self.trainer.datamodule.batch_size, autocast=self.graph_autocast)
+        else:
+            # Lightning's optimizer wrapper counts the steps and applies the precision plugin; its
+            # autocast is already around training_step, so the step adds none of its own.
+            self.train_step = TrainStep(self.net, optimizer, self.speed, self.train_tally, backward=self.manual_backward)
+
+    def graph_autocast(self):
+        """Mixed precision inside a captured graph: Lightning's autocast caches casts, which a graph must not."""
+        return autocast(self.device, self.trainer.precision, cache_enabled=False)
 
     def training_step(self, batch, batch_idx) -> None:
         images, labels = batch
-        self.train_step(images, labels, lr=self.schedule.lr_at(self.global_step))
+        lr = self.schedule.lr_at(self.global_step)
+        if isinstance(self.train_step, WholeStep):
+            # Lightning counts manual optimization steps (global_step) in the hooks that
+            # LightningOptimizer.step calls; a replayed graph steps the raw optimizer, so it calls them.
+            optimizer = self.optimizers()
+            optimizer._on_before_step()
+            self.train_step(images, labels, lr=lr)
+            optimizer._on_after_step()
+        else:
+            self.train_step(images, labels, lr=lr)
         self.end_of_step(self.global_step)  # global_step counts the update just made
 
     def end_of_step(self, step: int) -> None:
@@ -124,10 +145,13 @@ class ClassifierModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.eval_tallies = [Tally() for _ in self.eval_names]
+        if self.eval_forward is None:
+            self.eval_forward = EvalForward(self.net, self.speed.layout, self.trainer.datamodule.eval_batch_size,
+                                            graph=self.speed.cuda_graphs, autocast=self.graph_autocast)
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels = batch
-        logits = self(images)
+        logits = self.eval_forward(images)
         self.eval_tallies[dataloader_idx].add(F.cross_entropy(logits, labels), logits, labels)
 
     def on_validation_epoch_end(self) -> None:

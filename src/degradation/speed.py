@@ -22,8 +22,8 @@ AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # L
 class Speed:
     channels_last: bool = False    # NHWC memory layout for images and conv weights (tensor-core friendly on GPUs)
     compile: bool = False          # torch.compile the network (forward and backward; the optimizer step stays eager)
-    cuda_graphs: bool = False      # replay the compiled forward and backward as CUDA graphs (compile mode reduce-overhead); implies compile; ignored with a warning off CUDA
-    fused_sgd: bool = False        # one fused kernel for the SGD update of all parameters
+    cuda_graphs: bool = False      # the whole step (forward, backward, SGD) and the eval forward as CUDA graphs, captured once (whole_step.py); off CUDA the same static-shape step runs without graphs, with a warning
+    fused_sgd: bool = False        # one fused kernel for the SGD update of all parameters (always, with cuda_graphs)
     cudnn_benchmark: bool = False  # let cuDNN time its conv algorithms on the first batches (no effect on CPU)
     tf32: bool = False             # false: IEEE fp32 convolutions and matmuls, as in the paper; true: TensorFloat-32 on Ampere/Hopper GPUs
     sync_every_step: bool = False  # true: read the loss to the host after every step, as common loops do (slower; kept to measure it)
@@ -40,15 +40,15 @@ class Speed:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
     def apply_to_net(self, net: nn.Module, device_type: str) -> None:
-        """Layout and compilation; nn.Module.compile keeps the parameter names of the network."""
+        """Layout and compilation; nn.Module.compile keeps the parameter names of the network.
+        With cuda_graphs the compiled kernels are captured inside the whole step's graph."""
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
-        cuda_graphs = self.cuda_graphs
-        if cuda_graphs and device_type != "cuda":
-            log.warning("speed.cuda_graphs needs a CUDA device; compiling without CUDA graphs on %s", device_type)
-            cuda_graphs = False
-        if self.compile or cuda_graphs:
-            net.compile(mode="reduce-overhead" if cuda_graphs else None)
+        if self.cuda_graphs and device_type != "cuda":
+            log.warning("speed.cuda_graphs needs a CUDA device; on %s the whole step runs on its static "
+                        "buffers without a graph", device_type)
+        if self.compile:
+            net.compile()
 
     def apply_to_process(self) -> None:
         """Process-wide flags, set at the start of every run so that runs of a sweep never inherit them."""
@@ -58,7 +58,7 @@ class Speed:
     def optimizer(self, parameters, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> torch.optim.SGD:
         """The paper's SGD; the one place an optimizer is made (training, the bench's loops)."""
         return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-                               fused=self.fused_sgd or None)
+                               fused=self.fused_sgd or self.cuda_graphs or None)
 
 
 SWITCHES = tuple(spec.name for spec in fields(Speed))
@@ -66,7 +66,8 @@ CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark":
              "tf32": "TF32 runs on CUDA tensor cores only"}
 
 
-def autocast(device: torch.device, precision: str):
-    """What Lightning's mixed precision does around the forward pass, for loops without Lightning."""
+def autocast(device: torch.device, precision: str, cache_enabled: bool = True):
+    """What Lightning's mixed precision does around the forward pass, for loops without Lightning.
+    A CUDA graph needs cache_enabled=False: a cached cast would be a stale copy of the weights."""
     dtype = AUTOCAST_DTYPES.get(precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache_enabled) if dtype else nullcontext()

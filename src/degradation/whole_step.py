@@ -1,0 +1,128 @@
+"""The whole training step as one CUDA graph (`speed.cuda_graphs`): captured once, replayed every step.
+
+Forward, loss, backward, the SGD update with momentum and weight decay, and the error tally are one
+graph: one launch per step instead of hundreds. What changes between steps lives in memory the
+graph reads: each batch is copied into the same input tensors, and the learning rate is a device
+tensor that the fused SGD kernel reads, so a milestone changes a value and never the graph.
+
+Static shapes, so nothing is compiled or captured twice:
+- training: the first WARMUP_STEPS full batches run eagerly on a side stream (cuDNN picks its kernels,
+  torch.compile compiles, SGD makes its momentum buffers), then the step is captured. A batch of
+  another size (the epoch's last: 50,000 = 390 x 128 + 80, kept so every epoch sees every image)
+  runs the same arithmetic eagerly and uncompiled;
+- evaluation (`EvalForward`): the network's forward in eval mode, never compiled (no recompilation
+  for eval mode nor for the eval batch), captured once for batches of the evaluation size.
+Off CUDA the same step runs on the same buffers without a graph (and the bench's CPU rows say so).
+"""
+
+import logging
+import time
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from degradation.step import TrainStep
+
+WARMUP_STEPS = 3  # eager steps before the capture; they train like any other step
+log = logging.getLogger(__name__)
+
+
+def uncompiled():
+    """Compiled networks run eagerly inside: for shapes and modes met too rarely to compile for."""
+    return torch.compiler.set_stance("force_eager")
+
+
+def side_stream_warm_up(work, device: torch.device):
+    """Runs `work` on a fresh stream, as a capture must be preceded by (cuDNN and cuBLAS set up there)."""
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        result = work()
+    torch.cuda.current_stream(device).wait_stream(side)
+    return result
+
+
+class WholeStep(TrainStep):
+    """A TrainStep whose full batches run as one captured graph on CUDA.
+
+    The optimizer must be torch's SGD: its fused kernel is the one that reads a tensor learning rate
+    without a host sync. `autocast` must not cache casts (a graph would keep stale weight copies).
+    """
+
+    def __init__(self, net: nn.Module, optimizer: torch.optim.SGD, speed, tally, batch_size: int,
+                 autocast=nullcontext):
+        super().__init__(net, optimizer, speed, tally, autocast=autocast)
+        self.batch_size = batch_size
+        self.device = next(net.parameters()).device
+        self.use_graph = self.device.type == "cuda"
+        self.lr = torch.zeros((), device=self.device)
+        for group in optimizer.param_groups:  # also over what a checkpoint of an eager run loaded
+            group.update(lr=self.lr, fused=True, foreach=False)
+        self.images = self.labels = self.loss = None  # the graph's input and output tensors
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.warm_up_steps = 0
+        self.started: float | None = None
+        self.capture_s: float | None = None  # from the first step to a captured graph, compilation included
+
+    def set_lr(self, lr: float) -> None:
+        self.lr.fill_(lr)
+
+    def run(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if images.shape[0] != self.batch_size:
+            with uncompiled():
+                return self.compute(images, labels)
+        if self.images is None:
+            self.images, self.labels = torch.empty_like(images), torch.empty_like(labels)
+            self.started = time.perf_counter()
+        self.images.copy_(images)
+        self.labels.copy_(labels)
+        if self.graph is not None:
+            self.graph.replay()
+            return self.loss
+        if not self.use_graph:
+            return self.compute(self.images, self.labels)
+        if self.warm_up_steps < WARMUP_STEPS:
+            self.warm_up_steps += 1
+            return side_stream_warm_up(lambda: self.compute(self.images, self.labels), self.device)
+        return self.capture()
+
+    def capture(self) -> torch.Tensor:
+        """Records this step's work as the graph, then replays it: the recording itself computes nothing."""
+        self.optimizer.zero_grad(set_to_none=True)  # the gradients become the graph's own memory
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+            self.loss = self.compute(self.images, self.labels)
+        self.graph.replay()
+        self.capture_s = time.perf_counter() - self.started
+        log.info("whole step captured as one CUDA graph after %d eager steps: %.1f s from the first step, "
+                 "compilation included", self.warm_up_steps, self.capture_s)
+        return self.loss
+
+
+class EvalForward:
+    """The network's forward for evaluation: never compiled; on CUDA with `graph`, one captured graph
+    for batches of `batch_size` (other sizes run eagerly). Returns logits the caller owns."""
+
+    def __init__(self, net: nn.Module, layout, batch_size: int, graph: bool, autocast=nullcontext):
+        self.net, self.layout, self.batch_size, self.autocast = net, layout, batch_size, autocast
+        self.use_graph = graph and next(net.parameters()).device.type == "cuda"
+        self.images = self.logits = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        with uncompiled(), self.autocast():
+            return self.net(self.layout(images))
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.use_graph or images.shape[0] != self.batch_size:
+            return self.forward(images)
+        if self.graph is None:
+            self.images = images.clone()
+            side_stream_warm_up(lambda: self.forward(self.images), images.device)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+                self.logits = self.forward(self.images)
+        self.images.copy_(images)
+        self.graph.replay()
+        return self.logits.clone()
