@@ -59,17 +59,6 @@ def test_wandb_mode_auto_and_the_environment_override(monkeypatch, requested, en
     assert tracking.resolve_mode(requested) == expected
 
 
-def test_parallel_sweep_jobs_are_pinned_to_gpus_round_robin(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
-    for job, expected in [(0, "4"), (1, "5"), (2, "6"), (3, "4")]:
-        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6")
-        sweep.assign_gpu(job)
-        assert os.environ["CUDA_VISIBLE_DEVICES"] == expected
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
-    sweep.assign_gpu(1)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0"  # one GPU: nothing to spread
-
-
 def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
     older, newer = write_sweep(tmp_path / "a"), write_sweep(tmp_path / "b")
     past = time.time() - 3600

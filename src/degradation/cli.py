@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import lifecycle, sweep
+from degradation import gpu_sharing, lifecycle
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with
 from degradation.lock import RunLocked
@@ -32,8 +32,8 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
     quiet_lightning()
     logging.captureWarnings(True)  # warnings go through logging: into train.log too, not only to the terminal
     in_sweep = hydra_cfg.mode == RunMode.MULTIRUN
-    if in_sweep and cfg.trainer.spread_gpus:
-        sweep.assign_gpu(hydra_cfg.job.num)
+    if in_sweep and cfg.trainer.accelerator != "cpu":
+        gpu_sharing.place_sweep_job(hydra_cfg.job.num, cfg.get("jobs", 1), cfg.trainer.spread_gpus)
     try:
         return lifecycle.train(cfg, run_dir)
     except RunLocked as locked:

@@ -1,7 +1,6 @@
-"""What a sweep adds to single runs: the end-of-sweep table (and exit status) and one GPU per parallel job."""
+"""What a sweep adds to single runs: the plan checked before any job starts, the end-of-sweep table and exit status."""
 
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -63,15 +62,3 @@ class SweepTable(Callback):
             print(f"{len(failed)} run(s) failed; their train.log has the error. Rerun the same command to retry them.")
             sys.exit(1)  # a scheduler or script sees that the sweep is not done
 
-
-def assign_gpu(job_num: int) -> None:
-    """Pins a parallel sweep job to one GPU (round robin) on a machine with several.
-
-    Works by CUDA_VISIBLE_DEVICES, so it must run before CUDA is initialised in this process.
-    """
-    import torch
-
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
-    if len(ids) >= 2 and not torch.cuda.is_initialized():  # a reused worker process keeps the GPU it has
-        os.environ["CUDA_VISIBLE_DEVICES"] = ids[job_num % len(ids)]
