@@ -34,7 +34,11 @@ def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     assert report["loaders"]["harness_images_per_s"] > 0 and report["loaders"]["reference_images_per_s"] > 0
     switches = {row["switch"]: row for row in report["switches"]}
     assert switches["channels_last"]["ms"] > 0 and "CUDA" in switches["cuda_graphs"]["skipped"]
-    assert report["shared"]["processes"] == 2 and report["shared"]["aggregate_images_per_s"] > 0
+    [shared] = report["shared"]  # on a CPU: no MPS row
+    assert shared["processes"] == 2 and shared["mps"] is False and shared["aggregate_images_per_s"] > 0
+    plain, resnet = report["networks"]
+    assert resnet["grid_min"] == pytest.approx(plain["paper_run_min"] + resnet["paper_run_min"], abs=0.1)
+    assert resnet["paper_run_min"] == pytest.approx(64_000 * resnet["harness_ms"] / 60e3, rel=1e-2)
     markdown = report_path.with_suffix(".md").read_text()
     assert "| resnet | cifar | 8 | 75290 |" in markdown and "## Speed switches" in markdown
     assert "| arch | family | depth |" in result.stdout  # the table is printed too

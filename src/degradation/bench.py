@@ -4,9 +4,11 @@ For each arch x depth, steady-state time per step (after warm-up steps) of
   harness    the real training path: ClassifierModule and the device-resident loader in the Trainer
              that `degradation.train` builds, with the config's speed switches;
   reference  a common reproduction (loops.py): torchvision CIFAR10 + DataLoader, `.item()` every step;
-  bare       plain PyTorch on ready-made device batches with the same switches: the overhead floor.
-Then the data loaders alone, each speed switch alone on the first network, and several harness
-runs sharing the device. Synthetic data of CIFAR shape: no dataset needed. Writes a table to the
+  bare       the harness's step as one CUDA graph (whole_step.py) on ready-made device batches, same
+             precision, layout and compilation, no framework: the floor.
+paper_run_min is one paper run (64k steps) at the harness's pace, grid_min the runs down to that row
+one after another. Then the data loaders alone, each speed switch alone on the first network, and
+several harness runs sharing the device (on a GPU with and without the MPS daemon). Synthetic data of CIFAR shape: no dataset needed. Writes a table to the
 terminal and experiments/bench/<device>/bench[-<overrides>].{json,md}.
 """
 
@@ -14,6 +16,7 @@ import argparse
 import json
 import logging
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +31,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import loops, progress, provenance, speed
+from degradation import gpu_sharing, loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
 from degradation.config import check_config, compose_config
@@ -151,6 +154,16 @@ def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
     return row
 
 
+def add_grid_column(rows: list[dict]) -> None:
+    """grid_min: the paper runs (64k steps each, training only) of this network and those above it, one
+    after another; the last row's is the whole grid's, one seed."""
+    total = 0.0
+    for row in rows:
+        if "paper_run_min" in row:
+            total += row["paper_run_min"]
+            row["grid_min"] = round(total, 1)
+
+
 # --- loaders, switches, sharing ---------------------------------------------------------------
 
 
@@ -198,7 +211,23 @@ def shared_worker(overrides, network, batch_size, train_size, warmup, steps, thr
     return timer.started, timer.ended
 
 
-def shared_row(overrides, network, batch_size, train_size, warmup, steps, processes, single_s) -> dict:
+def shared_rows(device: torch.device, *args) -> list[dict]:
+    """Runs sharing the device as processes take turns on it, and on a GPU also under the MPS daemon
+    (started and stopped here, as a joblib sweep does), when nvidia-cuda-mps-control exists."""
+    rows = [shared_row(*args, mps=False)]
+    if device.type != "cuda" or shutil.which(gpu_sharing.CONTROL) is None:
+        log.info("MPS not measured: %s", "no CUDA device" if device.type != "cuda" else f"no {gpu_sharing.CONTROL}")
+        return rows
+    daemon = gpu_sharing.MpsDaemon()
+    daemon.start()
+    try:
+        rows.append(shared_row(*args, mps=True))
+    finally:
+        daemon.stop()
+    return rows
+
+
+def shared_row(overrides, network, batch_size, train_size, warmup, steps, processes, single_s, mps: bool) -> dict:
     """Aggregate throughput of `processes` harness runs at once, over the span that covers all their timed windows."""
     threads = max(1, torch.get_num_threads() // processes)
     spawn = get_context("spawn")
@@ -208,8 +237,9 @@ def shared_row(overrides, network, batch_size, train_size, warmup, steps, proces
     span = max(end for _, end in windows) - min(start for start, _ in windows)
     aggregate = processes * steps * batch_size / span
     single = batch_size / single_s
-    log.info("%d runs sharing the device: %.0f img/s together (one alone: %.0f)", processes, aggregate, single)
-    return {"processes": processes, "threads_each": threads, "aggregate_images_per_s": round(aggregate, 1),
+    log.info("%d runs sharing the device%s: %.0f img/s together (one alone: %.0f)", processes,
+             " under MPS" if mps else "", aggregate, single)
+    return {"processes": processes, "mps": mps, "threads_each": threads, "aggregate_images_per_s": round(aggregate, 1),
             "single_images_per_s": round(single, 1), "gain": round(aggregate / single, 2)}
 
 
@@ -240,7 +270,7 @@ def markdown(report: dict) -> str:
         lines += table(report["switches"])
     if report.get("shared"):
         lines += ["", f"## Runs sharing the device ({report['switch_network']}, harness path)", ""]
-        lines += table([report["shared"]])
+        lines += table(report["shared"])
     return "\n".join(lines) + "\n"
 
 
@@ -295,6 +325,7 @@ def run(args: argparse.Namespace) -> dict:
     configs = [bench_config(args.overrides, network, args.batch_size, total) for network in timed]
     rows = [network_row(cfg, measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
             for cfg in configs]
+    add_grid_column(rows)
     # Switches and sharing on the first residual network (the first network if there is none).
     index = next((i for i, cfg in enumerate(configs) if cfg.model.residual), 0)
     network, first = timed[index], configs[index]
@@ -317,7 +348,7 @@ def run(args: argparse.Namespace) -> dict:
         report["switches"] = switch_rows(*common, args.switches, train, test, args.warmup, args.steps, args.rounds)
     if args.share > 1:
         single_s = harness_timer(first, train, test, args.warmup, args.steps).step_s
-        report["shared"] = shared_row(*common, args.train_size, args.warmup, args.steps, args.share, single_s)
+        report["shared"] = shared_rows(device, *common, args.train_size, args.warmup, args.steps, args.share, single_s)
     return report
 
 

@@ -3,8 +3,9 @@
 reference: what common CIFAR reproductions do — torchvision's CIFAR10 dataset with PIL transforms
     (RandomCrop(32, padding=4), RandomHorizontalFlip, ToTensor, Normalize), a DataLoader with workers
     and pinned memory, SGD, and the loss read to the host (`.item()`) after every step.
-bare: the harness's own training step (step.TrainStep) on batches already on the device, with the
-    same speed switches and no framework at all: the floor of framework and data overhead.
+bare: the harness's own training step as one captured CUDA graph (whole_step.WholeStep; off CUDA the
+    same static-buffer step without a graph) on batches already on the device, with the same precision,
+    layout and compilation and no framework at all: the floor of framework, launch and data overhead.
 Both use the config's optimizer values.
 """
 
@@ -22,7 +23,8 @@ from torchvision.datasets import CIFAR10, VisionDataset
 from degradation.data import Split
 from degradation.networks import build_net
 from degradation.speed import Speed, autocast
-from degradation.step import TrainStep
+from degradation.step import Tally
+from degradation.whole_step import WholeStep
 
 # The channel statistics common reproductions normalise with.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -123,7 +125,7 @@ def reference_step_s(net_args: dict, optim: dict, split: Split, batch_size: int,
 
 def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int,
                 steps: int) -> float:
-    """No data pipeline, no framework: the harness's step, network, switches and optimizer on ready-made device batches.
+    """No data pipeline, no framework, no launches: the harness's step as one graph, on ready-made device batches.
 
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
     """
@@ -131,7 +133,7 @@ def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch
     speed.apply_to_net(net, device.type)
     speed.apply_to_process()
     optimizer = speed.optimizer(net.parameters(), **optimizer_values(optim))
-    step = TrainStep(net, optimizer, speed, autocast=partial(autocast, device, precision))
+    step = WholeStep(net, optimizer, speed, Tally(), batch_size, autocast=partial(autocast, device, precision, cache_enabled=False))
     batches = [(torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device))
                for _ in range(4)]
     timer = StepTimer(warmup, steps, device)
