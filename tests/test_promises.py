@@ -71,6 +71,7 @@ def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
     ("sweep_cifar", {"model": "plain,resnet", "model.depth": "20,32,44,56,110", "seed": "0"}),
     ("sweep_quick", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0"}),
     ("sweep_imagenet_resnets", {"model": "resnet18,resnet34,resnet50", "model.residual": "true,false", "seed": "0"}),
+    ("fidelity_8k", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0,1"}),
 ])
 def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
     from hydra import compose, initialize_config_dir

@@ -54,6 +54,7 @@ def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, status: 
         if measured:
             final[f"final_{metric}"] = measured[-1]
     progress = progress_of(trainer)
+    capture_s = getattr(trainer.lightning_module.train_step, "capture_s", None)  # whole_step.WholeStep's
     return {
         **summary,
         **final,
@@ -63,6 +64,7 @@ def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, status: 
         "finished_at": now(),
         "wall_time_s": round(progress.wall_time_s, 3),
         "train_images_per_s": progress.images_per_s and round(progress.images_per_s, 1),
+        "capture_s": capture_s and round(capture_s, 2),
     }
 
 

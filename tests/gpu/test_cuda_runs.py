@@ -87,7 +87,8 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
     run = RunDir(tmp_path / "graphed")
     run.path.mkdir()
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", *speed, "name=graphed")
-    assert lifecycle.train(cfg, run)["status"] == "completed"
+    summary = lifecycle.train(cfg, run)
+    assert summary["status"] == "completed" and 0 < summary["capture_s"] <= 30, summary["capture_s"]
     assert len(captures) == 2, len(captures)
     partial_batches = STEPS // 10  # 1250 images in batches of 128: every 10th batch is the epoch's last 98
     assert len(replays) >= STEPS - WARMUP_STEPS - partial_batches, (len(replays), STEPS)
