@@ -2,6 +2,7 @@
 CUDA MPS daemon for the sweep's lifetime (a fake nvidia-cuda-mps-control here: no GPU needed)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,11 @@ def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, o
     callback.on_multirun_start(config)
     callback.on_multirun_end(config)
     assert not fake_mps.exists() and gpu_sharing.PIPE_ENV not in os.environ
+
+
+def test_an_mps_daemon_that_will_not_start_leaves_the_jobs_time_slicing(fake_mps, caplog):
+    fake_mps.parent.joinpath("bin", gpu_sharing.CONTROL).write_text("#!/bin/sh\nexit 1\n")  # e.g. not allowed here
+    callback = gpu_sharing.MpsForSweep()
+    callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
+    assert gpu_sharing.PIPE_ENV not in os.environ and "could not start the daemon" in caplog.text
+    assert not list(Path(tempfile.gettempdir()).glob("degradation-mps-*"))

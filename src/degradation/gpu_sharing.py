@@ -77,7 +77,12 @@ class MpsForSweep(Callback):
         elif shutil.which(CONTROL) is None:
             log.info("MPS: %s not found; the %d jobs take turns on the GPU", CONTROL, config.jobs)
         else:
-            self.daemon.start()
+            try:
+                self.daemon.start()
+            except (OSError, subprocess.SubprocessError) as error:
+                self.daemon.stop()
+                log.warning("MPS: could not start the daemon (%s); the %d jobs take turns on the GPU", error, config.jobs)
+                return
             log.info("MPS: daemon started for %d jobs sharing the GPU (stopped when the sweep ends)", config.jobs)
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
