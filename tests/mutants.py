@@ -80,11 +80,12 @@ MUTATIONS = [
     # --- the paper's protocol -------------------------------------------------------------------------------
     Mutation("images padded before the mean is subtracted (padding = -mean)",
              "src/degradation/data.py",
-             "            images = normalize(self.split.images[index], self.mean)\n            if self.train:\n"
-             "                images = crop_and_flip(images, offsets[index], flips[index], self.pad)\n",
-             "            images = self.split.images[index]\n            if self.train:\n"
-             "                images = crop_and_flip(images, offsets[index], flips[index], self.pad)\n"
-             "            images = normalize(images, self.mean)\n",
+             "            chunk = normalize(self.split.images[index], self.mean)\n            if self.train:\n"
+             "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n"
+             "            images[start : start + len(index)] = chunk\n",
+             "            chunk = self.split.images[index].float().div(255.0)\n            if self.train:\n"
+             "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n"
+             "            images[start : start + len(index)] = chunk - self.mean\n",
              "tests/test_data.py::test_padding_is_zero_after_mean_subtraction"),
     Mutation("ResNet-110 loses its warm-up",
              "src/degradation/config.py", "    return cfg.optim.warmup_steps if on else 0\n", "    return 0\n",
@@ -254,6 +255,10 @@ MUTATIONS = [
     Mutation("evaluation runs the compiled network (a recompile for eval mode and the eval batch)",
              "src/degradation/whole_step.py", "        with uncompiled(), self.autocast():\n", "        with self.autocast():\n",
              "tests/test_speed.py::test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations"),
+    Mutation("an epoch made in chunks gives later chunks the first chunk's crops",
+             "src/degradation/data.py", "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n",
+             "                chunk = crop_and_flip(chunk, offsets[order[: len(index)]], flips[index], self.pad)\n",
+             "tests/test_data.py::test_an_epoch_made_at_once_in_chunks_gives_each_batch_its_own_samples_augmentation"),
     Mutation("the tally replaces its sums instead of adding in place (a captured graph would add elsewhere)",
              "src/degradation/step.py", "        self.sums.add_(update)\n", "        self.sums = self.sums + update\n",
              "tests/test_module.py::test_tally_reads_mean_loss_and_percent_error_then_resets"),

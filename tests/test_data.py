@@ -134,3 +134,19 @@ def test_truncated_and_malformed_batches_are_refused(tmp_path):
     write_batch(bad_labels, np.zeros((4, 3, 32, 32), dtype=np.uint8), np.array([0, 1, 2, 10]))
     with pytest.raises(UserError, match="labels in 0..9"):
         read_batch(bad_labels)
+
+
+def test_an_epoch_made_at_once_in_chunks_gives_each_batch_its_own_samples_augmentation(monkeypatch):
+    """Batches are slices of the epoch made in chunks (here 30 images, across the batches of 16): each must
+    hold exactly its samples in the epoch's order, each with the crop and flip drawn for that sample."""
+    from degradation import data
+
+    monkeypatch.setattr(data, "EPOCH_CHUNK", 30)
+    split = Split(torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8), torch.arange(100))
+    mean = mean_image(split)
+    loader = CifarLoader(split, mean, 16, train=True, seed=2)
+    order, offsets, flips = loader.epoch_plan(0)
+    for number, (images, labels) in enumerate(loader):
+        index = order[16 * number : 16 * (number + 1)]
+        expected = data.crop_and_flip(data.normalize(split.images[index], mean), offsets[index], flips[index], pad=4)
+        assert torch.equal(labels, index) and torch.equal(images, expected)

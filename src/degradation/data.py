@@ -25,6 +25,7 @@ TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
+EPOCH_CHUNK = 5000  # images augmented at once when an epoch is made (the padded chunk: 96 MB of float32)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ class CifarLoader:
     """Batches (images, labels) from a Split held on one device.
 
     Training: each epoch a new order, and per sample a crop offset and a flip, all drawn at the
-    epoch's start from a generator seeded by (seed, epoch). Evaluation: the original images in order.
+    epoch's start from a generator seeded by (seed, epoch), and the epoch's images made then, so a
+    batch is a slice. Evaluation: the original images in order.
     The loader is resumable: `state_dict()` says which epoch and batch come next.
     """
 
@@ -177,6 +179,7 @@ class CifarLoader:
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.pad, self.flip, self.drop_last = pad, flip, drop_last
         self.epoch, self.next_batch = 0, 0
+        self.eval_data: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return num_batches(len(self.split), self.batch_size, self.drop_last)
@@ -185,15 +188,30 @@ class CifarLoader:
         # Lightning stops asking after the last batch, so the next epoch begins here, not after the loop.
         if self.next_batch >= len(self):
             self.epoch, self.next_batch = self.epoch + 1, 0
-        order, offsets, flips = self.epoch_plan(self.epoch)
+        images, labels = self.epoch_data(self.epoch)
         while self.next_batch < len(self):
             start = self.next_batch * self.batch_size
-            index = order[start : start + self.batch_size]
             self.next_batch += 1  # counted when handed out: Lightning does not prefetch sized loaders
-            images = normalize(self.split.images[index], self.mean)
+            yield images[start : start + self.batch_size], labels[start : start + self.batch_size]
+
+    def epoch_data(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole epoch, normalised, augmented and in its order, made at once: between two training
+        steps a batch is only a slice, no kernel launches (on a GPU, ~15 launches a batch fewer). Made in
+        chunks, so the padded copies stay small; the evaluation view is made once and kept."""
+        if not self.train and self.eval_data is not None:
+            return self.eval_data
+        order, offsets, flips = self.epoch_plan(epoch)
+        images = torch.empty(len(self.split), *IMAGE_SHAPE, device=self.split.images.device)
+        for start in range(0, len(order), EPOCH_CHUNK):
+            index = order[start : start + EPOCH_CHUNK]
+            chunk = normalize(self.split.images[index], self.mean)
             if self.train:
-                images = crop_and_flip(images, offsets[index], flips[index], self.pad)
-            yield images, self.split.labels[index]
+                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)
+            images[start : start + len(index)] = chunk
+        data = images, self.split.labels[order]
+        if not self.train:
+            self.eval_data = data
+        return data
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """The sample order, crop offsets and flips of one epoch (offsets/flips indexed by sample)."""
