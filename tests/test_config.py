@@ -76,6 +76,7 @@ def refusal(*overrides: str) -> str:
         ("logger.wandb.mode=loud", "logger.wandb.mode must be one of auto, online, offline, disabled"),
         ("trainer.deterministic=true speed.cudnn_benchmark=true", "speed.cudnn_benchmark must be false when"),
         ("speed.cuda_graphs=true trainer.precision=16-mixed", "speed.cuda_graphs needs trainer.precision other than"),
+        ("launcher=joblib mps=maybe", "mps must be true or false, got 'maybe'"),
     ],
 )
 def test_bad_values_are_refused_with_one_line_that_names_the_key(override, message):

@@ -64,6 +64,8 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.speed.cudnn_benchmark and cfg.trainer.deterministic:
         raise UserError("speed.cudnn_benchmark must be false when trainer.deterministic=true "
                         "(benchmarked kernels are not bitwise repeatable), got True")
+    if "mps" in cfg and not isinstance(cfg.mps, bool):  # launcher=joblib's key (conf/launcher/joblib.yaml)
+        raise UserError(f"mps must be true or false, got {cfg.mps!r}")
     if cfg.speed.cuda_graphs and cfg.trainer.precision == "16-mixed":
         raise UserError("speed.cuda_graphs needs trainer.precision other than 16-mixed (its gradient scaler "
                         "reads on the host whether gradients are finite, every step): use bf16-mixed")
