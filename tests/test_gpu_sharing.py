@@ -78,8 +78,11 @@ def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, o
 
 
 def test_an_mps_daemon_that_will_not_start_leaves_the_jobs_time_slicing(fake_mps, caplog):
-    fake_mps.parent.joinpath("bin", gpu_sharing.CONTROL).write_text("#!/bin/sh\nexit 1\n")  # e.g. not allowed here
+    script = fake_mps.parent.joinpath("bin", gpu_sharing.CONTROL)
+    script.write_text(script.read_text() + "exit 1\n")  # records its call, then fails (e.g. not allowed here)
     callback = gpu_sharing.MpsForSweep()
     callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
     assert gpu_sharing.PIPE_ENV not in os.environ and "could not start the daemon" in caplog.text
+    start, quit_ = fake_mps.read_text().splitlines()
+    assert "degradation-mps-" in quit_ and "input=quit" in quit_  # our own pipe: never a daemon that ran before
     assert not list(Path(tempfile.gettempdir()).glob("degradation-mps-*"))

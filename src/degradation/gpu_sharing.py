@@ -42,23 +42,29 @@ class MpsDaemon:
     def __init__(self):
         self.folder: str | None = None
 
+    def env(self) -> dict[str, str]:
+        """Where this daemon's pipe and log live: what its clients and its control commands must be told."""
+        return {PIPE_ENV: os.path.join(self.folder, "pipe"), LOG_ENV: os.path.join(self.folder, "log")}
+
     def start(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="degradation-mps-")
-        env = {PIPE_ENV: os.path.join(self.folder, "pipe"), LOG_ENV: os.path.join(self.folder, "log")}
-        for path in env.values():
+        for path in self.env().values():
             os.makedirs(path)
-        subprocess.run([CONTROL, "-d"], env={**os.environ, **env}, check=True, capture_output=True, timeout=30)
-        os.environ.update(env)  # the jobs, started after this, connect to this daemon
+        subprocess.run([CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, timeout=30)
+        os.environ.update(self.env())  # the jobs, started after this, connect to this daemon
         atexit.register(self.stop)  # also when the sweep ends by an exception
 
     def stop(self) -> None:
+        """Quits this daemon (never one that was running before: the command goes to our own pipe)."""
         if self.folder is None:
             return
         try:
-            subprocess.run([CONTROL], input="quit\n", text=True, env=os.environ.copy(), capture_output=True, timeout=30)
+            subprocess.run([CONTROL], input="quit\n", text=True, env={**os.environ, **self.env()}, capture_output=True,
+                           timeout=30)
         finally:
-            for name in (PIPE_ENV, LOG_ENV):
-                os.environ.pop(name, None)
+            for name, value in self.env().items():
+                if os.environ.get(name) == value:
+                    del os.environ[name]
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
 
