@@ -241,7 +241,7 @@ MUTATIONS = [
              "src/degradation/speed.py", "        if self.channels_last:\n            net.to(", "        if False:\n            net.to(",
              "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[channels_last]"),
     Mutation("speed.fused_sgd forced off",
-             "src/degradation/speed.py", "fused=self.fused_sgd or self.cuda_graphs or None)", "fused=self.cuda_graphs or None)",
+             "src/degradation/speed.py", "fused=self.fused_sgd or None)", "fused=None)",
              "tests/test_speed.py::test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path[fused_sgd]"),
     Mutation("speed.cudnn_benchmark forced off",
              "src/degradation/build.py", "        benchmark=speed.cudnn_benchmark,\n", "        benchmark=False,\n",

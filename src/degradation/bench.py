@@ -8,8 +8,9 @@ For each arch x depth, steady-state time per step (after warm-up steps) of
              precision, layout and compilation, no framework: the floor.
 paper_run_min is one paper run (64k steps) at the harness's pace, grid_min the runs down to that row
 one after another. Then the data loaders alone, each speed switch alone on the first network, and
-several harness runs sharing the device (on a GPU with and without the MPS daemon). Synthetic data of CIFAR shape: no dataset needed. Writes a table to the
-terminal and experiments/bench/<device>/bench[-<overrides>].{json,md}.
+several harness runs sharing the device (on a GPU with and without the MPS daemon). Synthetic data
+of CIFAR shape: no dataset needed. Writes a table to the terminal and
+experiments/bench/<device>/bench[-<overrides>].{json,md}.
 """
 
 import argparse

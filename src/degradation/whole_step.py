@@ -57,7 +57,7 @@ class WholeStep(TrainStep):
         self.device = next(net.parameters()).device
         self.use_graph = self.device.type == "cuda"
         self.lr = torch.zeros((), device=self.device)
-        for group in optimizer.param_groups:  # also over what a checkpoint of an eager run loaded
+        for group in optimizer.param_groups:  # however the optimizer was made (the bench's bare loop: unfused)
             group.update(lr=self.lr, fused=True, foreach=False)
         self.images = self.labels = self.loss = None  # the graph's input and output tensors
         self.graph: torch.cuda.CUDAGraph | None = None
