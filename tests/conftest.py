@@ -108,6 +108,25 @@ class CrashAt(pl.Callback):
             raise RuntimeError("simulated crash")
 
 
+class CompiledGraphsAfterStep(pl.Callback):
+    """How many graphs dynamo has compiled, after each training step and after each evaluation."""
+
+    def __init__(self):
+        self.after = {}
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        self.after[f"step {trainer.global_step}"] = compiled_graphs()
+
+    def on_validation_end(self, trainer, *args) -> None:
+        self.after[f"eval {trainer.global_step}"] = compiled_graphs()
+
+
+def compiled_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
 def add_callback(monkeypatch, callback: pl.Callback) -> None:
     """Every Trainer that degradation.train builds from now on gets `callback` (monkeypatch.undo() ends it)."""
     from degradation import build

@@ -2,12 +2,11 @@
 paper's fp32 path in the first steps."""
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from degradation.checkpoints import load
 from degradation.rundir import RunDir
-from conftest import TINY_RUN, add_callback, compose_config, run_train
+from conftest import TINY_RUN, CompiledGraphsAfterStep, add_callback, compose_config, run_train
 
 FIRST_STEPS = 3
 # deterministic=false: cudnn_benchmark is refused with it, and the reference must run as the switches do.
@@ -103,25 +102,6 @@ def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp
     assert "speed.cuda_graphs needs a CUDA device" in log  # on a CPU: the path, not the graph
     assert len(whole.read_metrics()) == 16 and whole.read_metrics() == eager.read_metrics()
     assert [row["lr"] for row in whole.read_metrics()][4:6] == [0.1, pytest.approx(0.01)]
-
-
-class CompiledGraphsAfterStep(pl.Callback):
-    """How many graphs dynamo has compiled, after each training step and after each evaluation."""
-
-    def __init__(self):
-        self.after = {}
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        self.after[f"step {trainer.global_step}"] = compiled_graphs()
-
-    def on_validation_end(self, trainer, *args) -> None:
-        self.after[f"eval {trainer.global_step}"] = compiled_graphs()
-
-
-def compiled_graphs() -> int:
-    from torch._dynamo.utils import counters
-
-    return counters["stats"]["unique_graphs"]
 
 
 def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(tmp_path, fake_cifar_root, monkeypatch):

@@ -8,7 +8,7 @@ import torch
 
 from degradation import lifecycle
 from degradation.rundir import RunDir
-from conftest import CrashAt, add_callback, compose_config
+from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
 from gpu_runs import GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
 
 pytestmark = pytest.mark.gpu
@@ -53,19 +53,6 @@ def test_cuda_graphs_replay_the_eager_arithmetic(tmp_path, gpu_cifar_root):
     assert len(graphed) == 6 and graphed == pytest.approx(eager, rel=1e-5, abs=0)
 
 
-class CompiledGraphs(pl.Callback):
-    """Dynamo's count of compiled graphs after the first step and at the end of the run."""
-
-    def __init__(self):
-        self.after_first_step = None
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        from torch._dynamo.utils import counters
-
-        if self.after_first_step is None:
-            self.after_first_step = counters["stats"]["unique_graphs"]
-
-
 @pytest.mark.skipif(ON_CPU, reason="counts CUDA graph captures and replays")
 @pytest.mark.parametrize("speed", [["speed.cuda_graphs=true"], ["speed=fast"]], ids=["cuda_graphs", "fast"])
 def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_path, gpu_cifar_root, monkeypatch, speed):
@@ -82,7 +69,7 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
                         lambda self, *args, **kwargs: captures.append(1) or capture_begin(self, *args, **kwargs))
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1) or replay(self))
     counters.clear()
-    compiled = CompiledGraphs()
+    compiled = CompiledGraphsAfterStep()
     add_callback(monkeypatch, compiled)
     run = RunDir(tmp_path / "graphed")
     run.path.mkdir()
@@ -92,7 +79,7 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
     assert len(captures) == 2, len(captures)
     partial_batches = STEPS // 10  # 1250 images in batches of 128: every 10th batch is the epoch's last 98
     assert len(replays) >= STEPS - WARMUP_STEPS - partial_batches, (len(replays), STEPS)
-    assert counters["stats"]["unique_graphs"] == compiled.after_first_step, dict(counters["stats"])
+    assert set(compiled.after.values()) == {compiled.after["step 1"]}, compiled.after
 
 
 @pytest.mark.skipif(ON_CPU, reason="measures CUDA memory")
