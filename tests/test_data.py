@@ -150,3 +150,19 @@ def test_an_epoch_made_at_once_in_chunks_gives_each_batch_its_own_samples_augmen
         index = order[16 * number : 16 * (number + 1)]
         expected = data.crop_and_flip(data.normalize(split.images[index], mean), offsets[index], flips[index], pad=4)
         assert torch.equal(labels, index) and torch.equal(images, expected)
+
+
+def test_the_epoch_plan_is_drawn_on_the_cpu_whatever_device_holds_the_data():
+    """A CUDA generator draws another stream than a CPU one from the same seed: the order, crops and flips are
+    drawn on the CPU and then moved, so the same seed gives the same batches on every device and a run resumed
+    on another device (GPU -> CPU, cuda:1 -> cuda:0) continues the same data stream. Here the data live on the
+    meta device (a device without values); tests/gpu compares real CPU and CUDA batches."""
+    split = Split(torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8), torch.arange(100))
+    mean = mean_image(split)
+    on_cpu = CifarLoader(split, mean, 16, train=True, seed=3)
+    elsewhere = CifarLoader(split.to(torch.device("meta")), mean, 16, train=True, seed=3)
+    for epoch in (0, 5):
+        for cpu_drawn, drawn in zip(on_cpu.epoch_plan(epoch), elsewhere.epoch_plan(epoch)):
+            assert drawn.device.type == "cpu" and torch.equal(drawn, cpu_drawn)
+    images, labels = next(iter(elsewhere))
+    assert images.device.type == labels.device.type == "meta" and images.shape == (16, 3, 32, 32)

@@ -1,6 +1,10 @@
 """An interrupted run, started again, ends exactly as an uninterrupted one."""
 
+from pathlib import Path
+from unittest import mock
+
 import pytest
+import torch
 
 from degradation import lifecycle
 from degradation.rundir import RunDir
@@ -36,3 +40,32 @@ def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path,
     assert summary["status"] == "completed" and summary["resumed"] is True
     assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()
     assert summary["final_test_err"] == straight.read_summary()["final_test_err"]
+
+
+def as_if_saved_on(device: str, checkpoint: Path) -> None:
+    """Rewrites a checkpoint as if its tensors had been saved from `device`: torch records each storage's
+    device in the file and, unless told otherwise, loads it back there."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    with mock.patch.object(torch.serialization, "location_tag", lambda storage: device):
+        torch.save(state, checkpoint)
+
+
+def test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch):
+    """A run started on cuda:1 (or on a GPU node) and resumed where that device does not exist (here: the CPU)
+    loads its checkpoint onto the CPU first and continues the same data stream: the same metrics as a run
+    that never stopped (trainer.accelerator and trainer.devices may differ on resume)."""
+    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}")
+    straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
+    for run in (straight, resumed):
+        run.path.mkdir()
+    lifecycle.train(cfg, straight)
+    add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        lifecycle.train(cfg, resumed)
+    monkeypatch.undo()
+    for checkpoint in resumed.checkpoint_dir.glob("*.ckpt"):
+        as_if_saved_on("cuda:1", checkpoint)
+
+    summary = lifecycle.train(cfg, resumed)
+    assert summary["status"] == "completed" and summary["resumed"] is True, summary.get("error")
+    assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()

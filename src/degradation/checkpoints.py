@@ -30,7 +30,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         torch.save(checkpoint, buffer)
         write_atomically(path, buffer.getvalue(), keep_previous_as=path.with_name(PREVIOUS_CHECKPOINT))
 
-    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+    def load_checkpoint(self, path, map_location="cpu", weights_only=None) -> dict:
+        # Onto the CPU whatever device saved it (Lightning moves the state to this run's device next): a
+        # run saved on cuda:1 resumes on cuda:0, and a GPU run on a machine without one.
         return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
 

@@ -148,10 +148,14 @@ def num_batches(num_samples: int, batch_size: int, drop_last: bool) -> int:
     return math.ceil(num_samples / batch_size)
 
 
-def epoch_generator(seed: int, epoch: int, device: torch.device) -> torch.Generator:
-    """A generator that depends on (seed, epoch) only, so any epoch can be replayed on resume."""
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator that depends on (seed, epoch) only, so any epoch can be replayed on resume.
+
+    Always on the CPU: a CUDA generator draws another stream from the same seed, so the same seed would
+    give other batches on a GPU, and a run resumed on another device would repeat some images and skip others.
+    """
     state = int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0])
-    return torch.Generator(device=device).manual_seed(state)
+    return torch.Generator().manual_seed(state)
 
 
 class CifarLoader:
@@ -200,8 +204,9 @@ class CifarLoader:
         chunks, so the padded copies stay small; the evaluation view is made once and kept."""
         if not self.train and self.eval_data is not None:
             return self.eval_data
-        order, offsets, flips = self.epoch_plan(epoch)
-        images = torch.empty(len(self.split), *IMAGE_SHAPE, device=self.split.images.device)
+        device = self.split.images.device
+        order, offsets, flips = (None if drawn is None else drawn.to(device) for drawn in self.epoch_plan(epoch))
+        images = torch.empty(len(self.split), *IMAGE_SHAPE, device=device)
         for start in range(0, len(order), EPOCH_CHUNK):
             index = order[start : start + EPOCH_CHUNK]
             chunk = normalize(self.split.images[index], self.mean)
@@ -214,14 +219,15 @@ class CifarLoader:
         return data
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """The sample order, crop offsets and flips of one epoch (offsets/flips indexed by sample)."""
-        n, device = len(self.split), self.split.images.device
+        """The sample order, crop offsets and flips of one epoch (offsets/flips indexed by sample), on the CPU
+        whatever device holds the data: the same seed gives the same batches on every device."""
+        n = len(self.split)
         if not self.train:
-            return torch.arange(n, device=device), None, None
-        generator = epoch_generator(self.seed, epoch, device)
-        order = torch.randperm(n, generator=generator, device=device)
-        offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator, device=device)
-        flips = torch.rand(n, generator=generator, device=device) < (0.5 if self.flip else 0.0)
+            return torch.arange(n), None, None
+        generator = epoch_generator(self.seed, epoch)
+        order = torch.randperm(n, generator=generator)
+        offsets = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator)
+        flips = torch.rand(n, generator=generator) < (0.5 if self.flip else 0.0)
         return order, offsets, flips
 
     def state_dict(self) -> dict:
