@@ -49,11 +49,13 @@ def release_device_memory() -> None:
 
     The Trainer and module form reference cycles that only a collection frees; compiled code and
     CUDA graphs keep their memory pools until dynamo is reset (a later run compiles again; a reset
-    with nothing compiled costs nothing).
+    with nothing compiled costs nothing); cuBLAS keeps a workspace per stream it ran on until told
+    to let go (torch has no public call for it).
     """
     torch._dynamo.reset()
     gc.collect()
     if torch.cuda.is_initialized():
+        torch._C._cuda_clearCublasWorkspaces()
         torch.cuda.empty_cache()
 
 

@@ -130,7 +130,7 @@ def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
     """
     net = build_net(**net_args).to(device)
-    speed.apply_to_net(net, device.type)
+    speed.apply_to_net(net)
     speed.apply_to_process()
     optimizer = speed.optimizer(net.parameters(), **optimizer_values(optim))
     step = WholeStep(net, optimizer, speed, Tally(), batch_size, autocast=partial(autocast, device, precision, cache_enabled=False))

@@ -93,7 +93,7 @@ class ClassifierModule(pl.LightningModule):
         if self.speed_applied:  # Lightning may call this hook more than once
             return
         self.speed_applied = True
-        self.speed.apply_to_net(self.net, self.device.type)
+        self.speed.apply_to_net(self.net)
 
     # --- training ---------------------------------------------------------------------------
 

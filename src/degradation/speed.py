@@ -5,7 +5,6 @@ conf/speed/), what it does to the network, the batches and the process, and whic
 The Lightning module, the bench's loops and the bench's switch table all read them from here.
 """
 
-import logging
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
@@ -14,7 +13,6 @@ from torch import nn
 
 from degradation.precision import use_tf32
 
-log = logging.getLogger(__name__)
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # Lightning's mixed precisions
 
 
@@ -39,14 +37,11 @@ class Speed:
     def layout(self, images: torch.Tensor) -> torch.Tensor:
         return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
 
-    def apply_to_net(self, net: nn.Module, device_type: str) -> None:
+    def apply_to_net(self, net: nn.Module) -> None:
         """Layout and compilation; nn.Module.compile keeps the parameter names of the network.
         With cuda_graphs the compiled kernels are captured inside the whole step's graph."""
         if self.channels_last:
             net.to(memory_format=torch.channels_last)
-        if self.cuda_graphs and device_type != "cuda":
-            log.warning("speed.cuda_graphs needs a CUDA device; on %s the whole step runs on its static "
-                        "buffers without a graph", device_type)
         if self.compile:
             net.compile()
 

@@ -54,7 +54,8 @@ def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, status: 
         if measured:
             final[f"final_{metric}"] = measured[-1]
     progress = progress_of(trainer)
-    capture_s = getattr(trainer.lightning_module.train_step, "capture_s", None)  # whole_step.WholeStep's
+    step = trainer.lightning_module.train_step
+    warmup_s, capture_s = getattr(step, "warmup_s", None), getattr(step, "capture_s", None)  # whole_step.WholeStep's
     return {
         **summary,
         **final,
@@ -64,6 +65,7 @@ def finish_summary(summary: dict, run_dir: RunDir, trainer: pl.Trainer, status: 
         "finished_at": now(),
         "wall_time_s": round(progress.wall_time_s, 3),
         "train_images_per_s": progress.images_per_s and round(progress.images_per_s, 1),
+        "warmup_s": warmup_s and round(warmup_s, 2),
         "capture_s": capture_s and round(capture_s, 2),
     }
 

@@ -33,14 +33,32 @@ def uncompiled():
     return torch.compiler.set_stance("force_eager")
 
 
+SIDE_STREAMS: dict[torch.device, "torch.cuda.Stream"] = {}
+
+
+def side_stream(device: torch.device) -> "torch.cuda.Stream":
+    """The one side stream per device that every warm-up and capture of this process runs on. cuBLAS keeps a
+    workspace per (handle, stream) for the life of the process: a fresh stream per warm-up (and a capture on
+    yet another one, whose workspace would come from the graph's private pool) grew the memory of a local
+    sweep run after run. On one stream the workspace is made once, outside any capture."""
+    if device not in SIDE_STREAMS:
+        SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return SIDE_STREAMS[device]
+
+
 def side_stream_warm_up(work, device: torch.device):
-    """Runs `work` on a fresh stream, as a capture must be preceded by (cuDNN and cuBLAS set up there)."""
-    side = torch.cuda.Stream(device)
+    """Runs `work` on the side stream, as a capture must be preceded by (cuDNN and cuBLAS set up there)."""
+    side = side_stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
         result = work()
     torch.cuda.current_stream(device).wait_stream(side)
     return result
+
+
+def capturing(graph: "torch.cuda.CUDAGraph", device: torch.device):
+    """Records into `graph` on the side stream its warm-up ran on."""
+    return torch.cuda.graph(graph, stream=side_stream(device), capture_error_mode="thread_local")
 
 
 class WholeStep(TrainStep):
@@ -54,8 +72,11 @@ class WholeStep(TrainStep):
                  autocast=nullcontext):
         super().__init__(net, optimizer, speed, tally, autocast=autocast)
         self.batch_size = batch_size
-        self.device = next(net.parameters()).device
+        self.device = next(net.parameters()).device  # built when training starts: the network is on its device
         self.use_graph = self.device.type == "cuda"
+        if not self.use_graph:
+            log.warning("speed.cuda_graphs needs a CUDA device; on %s the whole step runs on its static "
+                        "buffers without a graph", self.device.type)
         self.lr = torch.zeros((), device=self.device)
         for group in optimizer.param_groups:  # however the optimizer was made (the bench's bare loop: unfused)
             group.update(lr=self.lr, fused=True, foreach=False)
@@ -63,7 +84,8 @@ class WholeStep(TrainStep):
         self.graph: torch.cuda.CUDAGraph | None = None
         self.warm_up_steps = 0
         self.started: float | None = None
-        self.capture_s: float | None = None  # from the first step to a captured graph, compilation included
+        self.warmup_s: float | None = None  # the eager steps before the capture: compilation, cuDNN's choices
+        self.capture_s: float | None = None  # recording the graph (and its first replay)
 
     def set_lr(self, lr: float) -> None:
         self.lr.fill_(lr)
@@ -89,14 +111,16 @@ class WholeStep(TrainStep):
 
     def capture(self) -> torch.Tensor:
         """Records this step's work as the graph, then replays it: the recording itself computes nothing."""
+        capture_started = time.perf_counter()
+        self.warmup_s = capture_started - self.started
         self.optimizer.zero_grad(set_to_none=True)  # the gradients become the graph's own memory
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+        with capturing(self.graph, self.device):
             self.loss = self.compute(self.images, self.labels)
         self.graph.replay()
-        self.capture_s = time.perf_counter() - self.started
-        log.info("whole step captured as one CUDA graph after %d eager steps: %.1f s from the first step, "
-                 "compilation included", self.warm_up_steps, self.capture_s)
+        self.capture_s = time.perf_counter() - capture_started
+        log.info("whole step captured as one CUDA graph: %d eager warm-up steps %.1f s (compilation included), "
+                 "capture %.1f s", self.warm_up_steps, self.warmup_s, self.capture_s)
         return self.loss
 
 
@@ -121,7 +145,7 @@ class EvalForward:
             self.images = images.clone()
             side_stream_warm_up(lambda: self.forward(self.images), images.device)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
+            with capturing(self.graph, images.device):
                 self.logits = self.forward(self.images)
         self.images.copy_(images)
         self.graph.replay()

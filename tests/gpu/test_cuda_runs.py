@@ -75,7 +75,9 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
     run.path.mkdir()
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", *speed, "name=graphed")
     summary = lifecycle.train(cfg, run)
-    assert summary["status"] == "completed" and 0 < summary["capture_s"] <= 30, summary["capture_s"]
+    assert summary["status"] == "completed", summary.get("error")
+    # bounded apart: a cold Inductor compile (in the warm-up) may take minutes; the capture never should
+    assert 0 < summary["warmup_s"] <= 300 and 0 < summary["capture_s"] <= 10, (summary["warmup_s"], summary["capture_s"])
     assert len(captures) == 2, len(captures)
     partial_batches = STEPS // 10  # 1250 images in batches of 128: every 10th batch is the epoch's last 98
     assert len(replays) >= STEPS - WARMUP_STEPS - partial_batches, (len(replays), STEPS)
