@@ -16,7 +16,7 @@ from degradation.config import warmup_steps
 from degradation.data import CifarDataModule
 from degradation.module import ClassifierModule
 from degradation.networks import net_args
-from degradation.progress import Progress
+from degradation.progress import Bar, Progress
 from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from degradation.speed import Speed
 
@@ -78,7 +78,7 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         deterministic=settings.deterministic,
         benchmark=speed.cudnn_benchmark,
         logger=loggers,
-        callbacks=[checkpoint, progress, *callbacks],
+        callbacks=[checkpoint, progress, *([Bar(progress)] if bar else []), *callbacks],
         # On SLURM, submitit requeues preempted jobs and the run resumes from last.ckpt; Lightning's
         # own requeue would compete with it.
         plugins=[AtomicCheckpointIO(), *([SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else [])],

@@ -83,7 +83,7 @@ class ClassifierModule(pl.LightningModule):
         self.eval_tallies: list[Tally] = []
         self.train_step: TrainStep | None = None  # made when training starts, around Lightning's optimizer
         self.eval_forward: EvalForward | None = None  # made at the first evaluation
-        self.latest_errors: dict[str, float] = {}  # of the latest rows, for progress lines
+        self.latest_errors: dict[str, float] = {}  # of the latest rows, for progress lines and the bar (host floats)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(self.speed.layout(images))
@@ -132,7 +132,6 @@ class ClassifierModule(pl.LightningModule):
             loss, error = self.train_tally.read()
             self.log_row(train_loss=loss, train_err=error, lr=self.schedule.lr_at(step - 1))
             self.stop_if_diverged(train_loss=loss)
-            self.log("train_err", error, prog_bar=True, logger=False)
         if last_step:
             self.trainer.should_stop = True  # makes Lightning evaluate (and checkpoint) this final step
 
@@ -163,7 +162,6 @@ class ClassifierModule(pl.LightningModule):
         # The open training window is checked too: it may have diverged since its last row.
         open_window_loss = self.train_tally.peek_loss()
         self.stop_if_diverged(**row, open_train_window_loss=open_window_loss)
-        self.log("test_err", row["test_err"], prog_bar=True, logger=False)
 
     def stop_if_diverged(self, **values: float) -> None:
         for name, value in values.items():

@@ -1,9 +1,10 @@
 """What a run tells you while it trains, and its timing for the summary.
 
-On a terminal: numbers on Lightning's progress bar. Elsewhere (a log file, SLURM, a sweep): one line
-every `log_every` steps or every `every_s` seconds, whichever comes first, with the errors of the
-latest metrics row, and an ETA that counts the evaluations still to come; a line before each long
-silent phase (an evaluation, Figure 7's responses). Every line also lands in the run's train.log.
+On a terminal: Lightning's progress bar, showing numbers the host already holds. Elsewhere (a log file,
+SLURM, a sweep): one line every `log_every` steps or every `every_s` seconds, whichever comes first,
+with the errors of the latest metrics row, and an ETA that counts the evaluations still to come; a
+line before each long silent phase (an evaluation, Figure 7's responses). Every line also lands in
+the run's train.log.
 """
 
 import logging
@@ -12,6 +13,7 @@ import time
 import warnings
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import TQDMProgressBar
 
 log = logging.getLogger("degradation.progress")
 EVERY_S = 30.0  # a line at least this often when steps are slow
@@ -45,6 +47,7 @@ class Progress(pl.Callback):
         self.wall_time_s = self.eval_time_s = 0.0
         self.evaluations = 0
         self.first_step = self.last_step = 0
+        self.recent_images_per_s: float | None = None  # at the latest line (or bar update)
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.started = self.last_line = time.perf_counter()
@@ -88,9 +91,9 @@ class Progress(pl.Callback):
         self.last_line = now
         train_s = now - self.started - self.eval_time_s
         steps_per_s = (step - self.first_step) / train_s if train_s > 0 else 0.0
+        self.recent_images_per_s = steps_per_s * self.batch_size
         if self.bar:
-            pl_module.log("img/s", steps_per_s * self.batch_size, prog_bar=True, logger=False)
-            return
+            return  # the bar shows it (Bar)
         errors = " | ".join(f"{name} {value:.2f}%" for name, value in pl_module.latest_errors.items())
         log.info("step %d/%d (%.0f%%) | %.0f img/s | %s | eta %s", step, trainer.max_steps, 100 * step / trainer.max_steps,
                  steps_per_s * self.batch_size, errors or "-", self.eta(trainer, step, steps_per_s))
@@ -106,3 +109,19 @@ class Progress(pl.Callback):
         if mean_eval_s is not None and not math.isinf(every):
             left += (evaluations_left(step, trainer.max_steps, every) + 1) * mean_eval_s
         return duration(left) + ("" if mean_eval_s is not None else " + evaluations")
+
+
+class Bar(TQDMProgressBar):
+    """Lightning's progress bar with numbers the host already holds: the latest rows' errors and the measured
+    images/s. Metrics logged to Lightning for the bar are tensors on the device, read with .item() at every
+    refresh: each step would wait for the GPU."""
+
+    def __init__(self, progress: Progress):
+        super().__init__()
+        self.progress = progress
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, str]:
+        shown = {name: f"{value:.2f}%" for name, value in pl_module.latest_errors.items()}
+        if self.progress.recent_images_per_s:
+            shown["img/s"] = f"{self.progress.recent_images_per_s:.0f}"
+        return shown
