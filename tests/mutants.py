@@ -113,7 +113,7 @@ MUTATIONS = [
              "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[trainer.accelerator=cpu]"),
     Mutation("trainer.devices not allowed to differ on resume",
              "src/degradation/config.py", '"trainer.accelerator", "trainer.devices", ', '"trainer.accelerator", ',
-             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[trainer.devices=2]"),
+             "tests/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[trainer.devices=[1]]"),
     Mutation("config.yaml written with unresolved interpolations",
              "src/degradation/lifecycle.py", "run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))",
              "run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=False))",

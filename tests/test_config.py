@@ -77,6 +77,10 @@ def refusal(*overrides: str) -> str:
         ("trainer.deterministic=true speed.cudnn_benchmark=true", "speed.cudnn_benchmark must be false when"),
         ("speed.cuda_graphs=true trainer.precision=16-mixed", "speed.cuda_graphs needs trainer.precision other than"),
         ("launcher=joblib mps=maybe", "mps must be true or false, got 'maybe'"),
+        ("trainer.devices=2", r"trainer.devices must be 1, or \[k\] for the k-th GPU .*launcher=joblib.*, got 2$"),
+        ("trainer.devices=[0,1]", r"trainer.devices must be 1, or \[k\] .*, got \[0, 1\]$"),
+        ("trainer.devices=auto", r"trainer.devices must be 1, or \[k\] .*, got 'auto'$"),
+        ("trainer.devices=-1", r"trainer.devices must be 1, or \[k\] .*, got -1$"),
     ],
 )
 def test_bad_values_are_refused_with_one_line_that_names_the_key(override, message):
@@ -92,7 +96,7 @@ def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes
 
 # What the README says may differ when a run is resumed: where and how it executes, not what it computes.
 RESUME_MAY_CHANGE = ["data.root=/elsewhere", "data.download=false", "data.eval_batch_size=500", "trainer.accelerator=cpu",
-                     "trainer.devices=2", "trainer.progress_bar=true", "logger=wandb"]
+                     "trainer.devices=[1]", "trainer.progress_bar=true", "logger=wandb"]
 
 
 @pytest.mark.parametrize("override", RESUME_MAY_CHANGE)

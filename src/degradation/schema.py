@@ -42,6 +42,15 @@ positive_int = (lambda v: is_int(v) and v > 0), "an integer > 0"
 non_negative_int = (lambda v: is_int(v) and v >= 0), "an integer >= 0"
 
 
+def one_device(value) -> bool:
+    """1, or [k]: the k-th device. More than one would start Lightning's DDP, which the harness does not do
+    (one loader for all ranks, DDP hooks inside a captured graph, every rank writing the run directory)."""
+    if is_int(value):
+        return value == 1
+    return hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 1 and \
+        is_int(value[0]) and value[0] >= 0
+
+
 def check_rules(node, schema: type, prefix: str) -> None:
     """Applies every field's rule to a composed config node (recursing into nested dataclasses)."""
     for spec in fields(schema):
@@ -95,7 +104,8 @@ class TrainerConfig:
     log_every: int = rule(*positive_int)
     eval_every: Optional[int] = rule(lambda v: v is None or v > 0, "null (once per epoch) or an integer > 0")
     accelerator: str = MISSING
-    devices: Any = MISSING
+    devices: Any = rule(one_device, "1, or [k] for the k-th GPU (one device per run: for several GPUs, run a "
+                                    "sweep with launcher=joblib, one run per GPU)")
     precision: str = rule(*one_of(*PRECISIONS))
     deterministic: bool = MISSING
     progress_bar: Any = rule(*one_of("auto", True, False))
