@@ -7,6 +7,7 @@ mode. Runs compute this at the end of training (responses.json); for older runs:
     python -m degradation.responses runs/cifar/plain-56/seed=0/checkpoints/last.ckpt
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -41,20 +42,23 @@ def eager_copy(module) -> nn.Module:
 
 @torch.no_grad()
 def response_stds(net: nn.Module, batches) -> list[float]:
-    """One std per 3x3 layer, accumulated in float64 on the network's device over all batches.
+    """One std per 3x3 layer over all batches, each batch moved to the network's device.
 
-    Each batch is moved to the network's device, whatever device the batches come from.
+    Each batch's mean and centred sum of squares are taken there in float32, then combined on the host
+    in double precision (the pairwise update of Chan et al.): no float64 tensor on the device, which
+    Apple's MPS does not have.
     """
     device = next(net.parameters()).device
     layers = response_layers(net)
-    sums = torch.zeros(len(layers), 3, dtype=torch.float64, device=device)  # count, sum, sum of squares
+    counts: list[list[int]] = [[] for _ in layers]
+    moments: list[list[torch.Tensor]] = [[] for _ in layers]  # [mean, centred sum of squares] of each batch
 
     def hook(index):
         def record(module, inputs, output):
-            values = output.detach().double()
-            sums[index, 0] += values.numel()
-            sums[index, 1] += values.sum()
-            sums[index, 2] += values.square().sum()
+            values = output.detach().float()
+            mean = values.mean()
+            counts[index].append(values.numel())
+            moments[index].append(torch.stack([mean, (values - mean).square().sum()]))
         return record
 
     handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
@@ -68,9 +72,19 @@ def response_stds(net: nn.Module, batches) -> list[float]:
         for handle in handles:
             handle.remove()
         net.train(was_training)
-    count, total, squares = sums.cpu().unbind(1)
-    variance = (squares - total**2 / count) / (count - 1)
-    return variance.clamp_min(0).sqrt().tolist()
+    return [math.sqrt(pooled_variance(n, torch.stack(m).tolist())) for n, m in zip(counts, moments)]
+
+
+def pooled_variance(counts: list[int], moments: list[list[float]]) -> float:
+    """The sample variance of all values, from each batch's count and [mean, centred sum of squares]."""
+    count, mean, squares = 0, 0.0, 0.0
+    for batch_count, (batch_mean, batch_squares) in zip(counts, moments):
+        total = count + batch_count
+        delta = batch_mean - mean
+        mean += delta * batch_count / total
+        squares += batch_squares + delta * delta * count * batch_count / total
+        count = total
+    return squares / (count - 1)
 
 
 class RecordResponses(pl.Callback):
