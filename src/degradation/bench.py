@@ -7,7 +7,9 @@ For each arch x depth, steady-state time per step (after warm-up steps) of
   bare       the harness's step as one CUDA graph (whole_step.py) on ready-made device batches, same
              precision, layout and compilation, no framework: the floor.
 paper_run_min is one paper run (64k steps) at the harness's pace, grid_min the runs down to that row
-one after another. Then the data loaders alone, each speed switch alone on the first network, and
+one after another; harness_ran and bare_ran say which path the timed steps took, from what happened
+(precision, layout, compiled or eager, CUDA graph or not). Each measurement releases the device
+after it, as a run of a sweep does, so each starts as a fresh run would. Then the data loaders alone, each speed switch alone on the first network, and
 several harness runs sharing the device (on a GPU with and without the MPS daemon). Synthetic data
 of CIFAR shape: no dataset needed. Writes a table to the terminal and
 experiments/bench/<device>/bench[-<overrides>].{json,md}.
@@ -35,6 +37,7 @@ from omegaconf.errors import OmegaConfBaseException
 from degradation import gpu_sharing, loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
+from degradation.lifecycle import release_device_memory
 from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
@@ -113,30 +116,51 @@ def harness_timer(cfg: DictConfig, train: Split, test: Split, warmup: int, steps
         timer = loops.StepTimer(warmup, steps, bench_device(cfg))
         trainer = build_trainer(cfg, RunDir(scratch), datamodule, callbacks=[HarnessClock(timer, barrier)])
         trainer.fit(module, datamodule=datamodule)
+    timer.graphed = getattr(module.train_step, "graph", None) is not None  # whole_step.WholeStep's, once captured
     return timer
 
 
-def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> dict[str, float]:
-    """Seconds per step of each path: the best of `rounds` rounds that take the paths in turn,
-    so that a slow spell of a shared machine does not land on one path only."""
+def compiled_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return counters["stats"]["unique_graphs"]
+
+
+def measured(cfg: DictConfig, timed) -> tuple[float, str]:
+    """Seconds per step of `timed()` (a StepTimer's maker) and the path its steps took. The device is released
+    after it, as after a run of a sweep: dynamo compiles each new network's code again, and stops at its
+    recompile limit (8) unless reset, which made every row after the 8th an eager number."""
+    compiled_before = compiled_graphs()
+    timer = timed()
+    compiled = compiled_graphs() > compiled_before
+    release_device_memory()
+    ran = [cfg.trainer.precision, *(["channels_last"] if cfg.speed.channels_last else []),
+           "compiled" if compiled else "eager", *(["CUDA graph"] if timer.graphed else [])]
+    return timer.step_s, ", ".join(ran)
+
+
+def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> tuple[dict[str, float], dict[str, str]]:
+    """Seconds per step of each path, and the path each took: the best of `rounds` rounds that take the
+    paths in turn, so that a slow spell of a shared machine does not land on one path only."""
     device, batch_size, net, optim = bench_device(cfg), cfg.data.batch_size, network_args(cfg), optimizer_args(cfg)
-    measure = {
-        "harness": lambda: harness_timer(cfg, train, test, warmup, steps).step_s,
-        "reference": lambda: loops.reference_step_s(net, optim, train, batch_size, device, warmup, steps),
-        "bare": lambda: loops.bare_step_s(net, optim, build_speed(cfg), cfg.trainer.precision, batch_size, device,
-                                          warmup, steps),
+    timers = {
+        "harness": lambda: harness_timer(cfg, train, test, warmup, steps),
+        "reference": lambda: loops.reference_timer(net, optim, train, batch_size, device, warmup, steps),
+        "bare": lambda: loops.bare_timer(net, optim, build_speed(cfg), cfg.trainer.precision, batch_size, device,
+                                         warmup, steps),
     }
-    step_s = {}
+    step_s, ran = {}, {}
     for _ in range(rounds):
         for path in paths:
-            step_s[path] = min(step_s.get(path, float("inf")), measure[path]())
+            seconds, ran[path] = measured(cfg, timers[path])
+            step_s[path] = min(step_s.get(path, float("inf")), seconds)
     for path in paths:
-        log.info("%s-%d %-9s %8.2f ms/step %9.0f img/s", cfg.model.arch, cfg.model.depth, path,
-                 1e3 * step_s[path], batch_size / step_s[path])
-    return step_s
+        log.info("%s-%d %-9s %8.2f ms/step %9.0f img/s  (%s)", cfg.model.arch, cfg.model.depth, path,
+                 1e3 * step_s[path], batch_size / step_s[path], ran[path])
+    return step_s, {path: ran[path] for path in paths if path != "reference"}  # the reference is its own loop
 
 
-def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
+def network_row(cfg: DictConfig, step_s: dict[str, float], ran: dict[str, str]) -> dict:
     batch_size = cfg.data.batch_size
     row = {
         "arch": cfg.model.arch,
@@ -145,6 +169,7 @@ def network_row(cfg: DictConfig, step_s: dict[str, float]) -> dict:
         "params": count_parameters(build_net(**network_args(cfg))),
         **{f"{path}_ms": round(1e3 * s, 3) for path, s in step_s.items()},
         **{f"{path}_images_per_s": round(batch_size / s, 1) for path, s in step_s.items()},
+        **{f"{path}_ran": description for path, description in ran.items()},
     }
     if "harness" in step_s:
         row["paper_run_min"] = round(PAPER_STEPS * step_s["harness"] / 60, 2)  # training steps only
@@ -192,12 +217,14 @@ def switch_rows(overrides, network, batch_size, names, train, test, warmup, step
     runnable = [name for name in names if name not in speed.CUDA_ONLY or bench_device(base_cfg).type == "cuda"]
     configs = {"(as configured)": base_cfg} | {
         name: bench_config([*overrides, *SWITCHES[name]], network, batch_size, total) for name in runnable}
-    best = {}
+    best, ran = {}, {}
     for _ in range(rounds):
         for name, cfg in configs.items():
-            best[name] = min(best.get(name, float("inf")), harness_timer(cfg, train, test, warmup, steps).step_s)
+            step_s, ran[name] = measured(cfg, lambda: harness_timer(cfg, train, test, warmup, steps))
+            best[name] = min(best.get(name, float("inf")), step_s)
     base = best["(as configured)"]
-    rows = [{"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3)} for name, step_s in best.items()]
+    rows = [{"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3), "ran": ran[name]}
+            for name, step_s in best.items()]
     for name, step_s in best.items():
         log.info("switch %-18s %8.2f ms/step (x%.2f)", name, 1e3 * step_s, base / step_s)
     return rows + [{"switch": name, "skipped": speed.CUDA_ONLY[name]} for name in names if name not in runnable]
@@ -324,7 +351,7 @@ def run(args: argparse.Namespace) -> dict:
     train, test = synthetic_split(args.train_size), synthetic_split(TEST_SIZE, seed=1)
     timed = networks(args.archs.split(","), args.depths)
     configs = [bench_config(args.overrides, network, args.batch_size, total) for network in timed]
-    rows = [network_row(cfg, measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
+    rows = [network_row(cfg, *measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
             for cfg in configs]
     add_grid_column(rows)
     # Switches and sharing on the first residual network (the first network if there is none).
@@ -348,7 +375,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.switches:
         report["switches"] = switch_rows(*common, args.switches, train, test, args.warmup, args.steps, args.rounds)
     if args.share > 1:
-        single_s = harness_timer(first, train, test, args.warmup, args.steps).step_s
+        single_s, _ = measured(first, lambda: harness_timer(first, train, test, args.warmup, args.steps))
         report["shared"] = shared_rows(device, *common, args.train_size, args.warmup, args.steps, args.share, single_s)
     return report
 

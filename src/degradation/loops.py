@@ -48,6 +48,7 @@ class StepTimer:
         self.warmup, self.steps, self.device = warmup, steps, device
         self.done, self.started, self.ended = 0, None, None
         self.ticks: list[float] = []
+        self.graphed = False  # set by whoever ran the steps: whether they replayed a captured CUDA graph
 
     def tick(self) -> bool:
         """Counts a finished step; True once the timed steps are done."""
@@ -108,7 +109,7 @@ def optimizer_values(optim: dict) -> dict:
     return {key: optim[key] for key in OPTIMIZER_KEYS}
 
 
-def reference_step_s(net_args: dict, optim: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> float:
+def reference_timer(net_args: dict, optim: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> StepTimer:
     net = build_net(**net_args).to(device)
     optimizer = Speed().optimizer(net.parameters(), **optimizer_values(optim))
     timer, running_loss = StepTimer(warmup, steps, device), 0.0
@@ -120,11 +121,11 @@ def reference_step_s(net_args: dict, optim: dict, split: Split, batch_size: int,
         optimizer.step()
         running_loss += loss.item()  # the per-step host sync of loops that print or average the loss
         if timer.tick():
-            return timer.step_s
+            return timer
 
 
-def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int,
-                steps: int) -> float:
+def bare_timer(net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int,
+               steps: int) -> StepTimer:
     """No data pipeline, no framework, no launches: the harness's step as one graph, on ready-made device batches.
 
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
@@ -141,7 +142,8 @@ def bare_step_s(net_args: dict, optim: dict, speed: Speed, precision: str, batch
         images, labels = batches[timer.done % len(batches)]
         step(images, labels, lr=optim["lr"])
         if timer.tick():
-            return timer.step_s
+            timer.graphed = step.graph is not None
+            return timer
 
 
 def reference_loader_images_per_s(split: Split, batch_size: int, device, warmup: int = 2, batches: int = 20) -> float:
