@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from degradation import bench as degradation_bench
 from conftest import main_refuses, subprocess_env
@@ -73,3 +74,21 @@ def test_every_network_is_measured_on_the_path_it_asks_for_however_many_came_bef
     [report_path] = tmp_path.glob("cpu-*/bench-*.json")
     rows = json.loads(report_path.read_text())["networks"]
     assert [(row["harness_ran"], row["bare_ran"]) for row in rows] == [("32-true, compiled", "32-true, compiled")] * 2
+
+
+def test_an_mps_daemon_that_will_not_start_is_a_row_and_the_timings_before_it_are_kept(tmp_path, monkeypatch):
+    """On a GPU the bench shares it with and without MPS; a daemon that cannot start (not allowed on this node,
+    GPUs it cannot name) must not throw away the bench's minutes of timings."""
+    import os
+
+    from degradation import gpu_sharing
+
+    control = tmp_path / gpu_sharing.CONTROL
+    control.write_text("#!/bin/sh\necho 'permission denied' >&2\nexit 1\n")
+    control.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(degradation_bench, "shared_row", lambda *args, mps: {"processes": 4, "mps": mps, "gain": 1.0})
+    rows = degradation_bench.shared_rows(torch.device("cuda"), *[None] * 8)
+    assert rows[0] == {"processes": 4, "mps": False, "gain": 1.0}
+    assert rows[1]["mps"] is True and "MPS daemon did not start" in rows[1]["error"] and "permission denied" in rows[1]["error"]

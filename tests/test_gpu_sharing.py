@@ -11,6 +11,8 @@ import torch
 from degradation import gpu_sharing
 from conftest import compose_config
 
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+
 
 @pytest.fixture
 def memory_fractions(monkeypatch) -> list[float]:
@@ -38,16 +40,31 @@ def test_jobs_sharing_one_gpu_each_get_their_share_of_its_memory(monkeypatch, me
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1" and memory_fractions == [0.25]
 
 
+def fake_program(folder: Path, name: str, body: str) -> Path:
+    script = folder / name
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return script
+
+
+def fake_gpus(bin_folder: Path, count: int) -> None:
+    """A fake nvidia-smi on PATH that lists `count` GPUs as its query for index and UUID does."""
+    listed = "\\n".join(f"{index}, GPU-{index}{index}{index}-fake" for index in range(count))
+    fake_program(bin_folder, "nvidia-smi", f'printf "{listed}\\n"')
+
+
 @pytest.fixture
 def fake_mps(tmp_path, monkeypatch) -> Path:
-    """A fake nvidia-cuda-mps-control on PATH that records its arguments, its input and its pipe folder."""
+    """A fake nvidia-cuda-mps-control on PATH that records its arguments, its input, its pipe folder and the GPUs
+    it was shown; one GPU (a fake nvidia-smi) and no CUDA_VISIBLE_DEVICES unless a test says otherwise."""
     calls = tmp_path / "calls.txt"
-    script = tmp_path / "bin" / gpu_sharing.CONTROL
-    script.parent.mkdir()
-    script.write_text(f'#!/bin/sh\necho "args=$* pipe=${gpu_sharing.PIPE_ENV} input=$(cat)" >> {calls}\n')
-    script.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "bin").mkdir()
+    fake_program(tmp_path / "bin", gpu_sharing.CONTROL,
+                 f'echo "args=$* pipe=${gpu_sharing.PIPE_ENV} visible=$CUDA_VISIBLE_DEVICES input=$(cat)" >> {calls}')
+    fake_gpus(tmp_path / "bin", 1)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv(gpu_sharing.PIPE_ENV, raising=False)
+    monkeypatch.delenv(VISIBLE, raising=False)
     monkeypatch.setattr(gpu_sharing, "gpu_visible", lambda: True)
     return calls
 
@@ -57,19 +74,53 @@ def test_a_joblib_sweep_on_a_gpu_runs_under_its_own_mps_daemon_until_it_ends(fak
     callback = gpu_sharing.MpsForSweep()
     callback.on_multirun_start(config)
     pipe = os.environ[gpu_sharing.PIPE_ENV]  # what the jobs, started next, inherit
-    assert Path(pipe).is_dir() and fake_mps.read_text().splitlines() == [f"args=-d pipe={pipe} input="]
+    started = f"args=-d pipe={pipe} visible=GPU-000-fake input="
+    assert Path(pipe).is_dir() and fake_mps.read_text().splitlines() == [started]
     callback.on_multirun_end(config)
-    assert fake_mps.read_text().splitlines()[1] == f"args= pipe={pipe} input=quit"
+    assert fake_mps.read_text().splitlines()[1] == f"args= pipe={pipe} visible=GPU-000-fake input=quit"
     assert gpu_sharing.PIPE_ENV not in os.environ and not Path(pipe).exists()
+    assert VISIBLE not in os.environ  # as the sweep found it
 
 
-@pytest.mark.parametrize("overrides", [
-    ["launcher=joblib", "jobs=3", "mps=false"],  # turned off
-    ["launcher=joblib", "jobs=1"],  # nothing shares the GPU
-    ["launcher=joblib", "jobs=3", "trainer.accelerator=cpu"],
-    ["launcher=local"],
-], ids=["mps=false", "one-job", "cpu", "local"])
-def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, overrides):
+def test_the_daemon_and_the_jobs_name_the_gpus_by_uuid(fake_mps, monkeypatch, memory_fractions):
+    """On a SLURM node the sweep may see CUDA_VISIBLE_DEVICES=2,3: an MPS server started with it numbers those
+    GPUs 0 and 1, so a job that keeps index 3 cannot connect. By UUID both mean the same GPUs."""
+    fake_gpus(fake_mps.parent / "bin", 4)
+    monkeypatch.setenv(VISIBLE, "2,3")
+    config = compose_config("launcher=joblib", "jobs=4")  # spread over 2 GPUs: two jobs on each
+    callback = gpu_sharing.MpsForSweep()
+    callback.on_multirun_start(config)
+    assert "visible=GPU-222-fake,GPU-333-fake " in fake_mps.read_text()  # what the daemon was started with
+    inherited = os.environ[VISIBLE]  # what the jobs, started next, inherit
+    for job, gpu in [(0, "GPU-222-fake"), (1, "GPU-333-fake")]:
+        os.environ[VISIBLE] = inherited
+        gpu_sharing.place_sweep_job(job, jobs=4, spread=True)
+        assert os.environ[VISIBLE] == gpu
+    assert memory_fractions == [0.5, 0.5]
+    callback.on_multirun_end(config)
+    assert os.environ[VISIBLE] == "2,3"  # as the sweep found it
+
+
+def test_gpus_named_by_index_that_nvidia_smi_cannot_name_by_uuid_take_turns_without_mps(fake_mps, monkeypatch,
+                                                                                       caplog):
+    fake_program(fake_mps.parent / "bin", "nvidia-smi", "exit 9")
+    monkeypatch.setenv(VISIBLE, "3")
+    callback = gpu_sharing.MpsForSweep()
+    callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
+    assert "could not start the daemon (CUDA_VISIBLE_DEVICES=3 names GPUs by index" in caplog.text
+    assert "args=-d" not in fake_mps.read_text() and gpu_sharing.PIPE_ENV not in os.environ
+    assert os.environ[VISIBLE] == "3"
+
+
+@pytest.mark.parametrize("overrides, gpus", [
+    (["launcher=joblib", "jobs=3", "mps=false"], 1),  # turned off
+    (["launcher=joblib", "jobs=1"], 1),  # nothing shares the GPU
+    (["launcher=joblib", "jobs=3", "trainer.accelerator=cpu"], 1),
+    (["launcher=local"], 1),
+    (["launcher=joblib", "jobs=4"], 4),  # spread over 4 GPUs: one job each
+], ids=["mps=false", "one-job", "cpu", "local", "a-gpu-per-job"])
+def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, overrides, gpus):
+    fake_gpus(fake_mps.parent / "bin", gpus)
     config = compose_config(*overrides)
     callback = gpu_sharing.MpsForSweep()
     callback.on_multirun_start(config)

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -241,13 +242,20 @@ def shared_worker(overrides, network, batch_size, train_size, warmup, steps, thr
 
 def shared_rows(device: torch.device, *args) -> list[dict]:
     """Runs sharing the device as processes take turns on it, and on a GPU also under the MPS daemon
-    (started and stopped here, as a joblib sweep does), when nvidia-cuda-mps-control exists."""
+    (started and stopped here, as a joblib sweep does), when nvidia-cuda-mps-control exists. A daemon
+    that will not start is a row that says why: the timings before it are kept."""
     rows = [shared_row(*args, mps=False)]
     if device.type != "cuda" or shutil.which(gpu_sharing.CONTROL) is None:
         log.info("MPS not measured: %s", "no CUDA device" if device.type != "cuda" else f"no {gpu_sharing.CONTROL}")
         return rows
     daemon = gpu_sharing.MpsDaemon()
-    daemon.start()
+    try:
+        daemon.start()
+    except (OSError, subprocess.SubprocessError) as error:
+        daemon.stop()
+        reason = gpu_sharing.start_failure(error)
+        log.warning("MPS not measured: the daemon did not start (%s)", reason)
+        return rows + [{"processes": rows[0]["processes"], "mps": True, "error": f"MPS daemon did not start: {reason}"}]
     try:
         rows.append(shared_row(*args, mps=True))
     finally:

@@ -3,9 +3,14 @@
 Processes on one GPU take turns (time-slicing): once a run's whole step is one CUDA graph the GPU is
 busy, and N runs together go no faster than one alone. Under MPS their kernels run side by side
 (measured on an H100 before this harness had it: 8 graphed ResNet-20 runs, 1.84x one alone). So a
-joblib sweep starts the daemon for its jobs when `nvidia-cuda-mps-control` exists and stops it at the
-end (`mps=false` turns that off), and every job that shares a GPU may use at most its share of the
-GPU's memory (torch's per-process fraction), so one run cannot starve the others.
+joblib sweep whose jobs really share a GPU (more jobs than GPUs when they are spread over them) starts
+the daemon for its jobs when `nvidia-cuda-mps-control` exists and stops it at the end (`mps=false`
+turns that off), and every job that shares a GPU may use at most its share of the GPU's memory
+(torch's per-process fraction), so one run cannot starve the others.
+
+The daemon and its jobs name the GPUs by UUID: an MPS server renumbers the GPUs that
+CUDA_VISIBLE_DEVICES showed it from 0, so a job that kept a physical index (`3` on a SLURM node)
+would fail to connect (NVIDIA's MPS documentation, "CUDA_VISIBLE_DEVICES").
 """
 
 import atexit
@@ -21,6 +26,7 @@ from omegaconf import DictConfig
 
 CONTROL = "nvidia-cuda-mps-control"
 PIPE_ENV, LOG_ENV = "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"
+VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
 log = logging.getLogger(__name__)
 
 
@@ -30,9 +36,55 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
+def gpu_uuids() -> list[str] | None:
+    """The visible GPUs' UUIDs in CUDA_VISIBLE_DEVICES' order (every GPU when it is unset); None when nvidia-smi
+    cannot say. Its indices are PCI bus order, which is CUDA's wherever the GPUs are alike."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader"], check=True,
+                                capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    by_index = dict(line.replace(" ", "").split(",", 1) for line in listed.splitlines() if "," in line)
+    visible = os.environ.get(VISIBLE_ENV)
+    if visible is None:
+        return list(by_index.values())
+    uuids = []
+    for entry in visible.replace(" ", "").split(","):
+        uuid = by_index.get(entry, entry if entry.startswith(("GPU-", "MIG-")) else None)
+        if uuid is None:
+            break  # CUDA ignores an entry it cannot find and every entry after it
+        uuids.append(uuid)
+    return uuids
+
+
+def gpu_count() -> int:
+    uuids = gpu_uuids()
+    if uuids is not None:
+        return len(uuids)
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def shares_a_gpu(config: DictConfig) -> bool:
-    """Whether this sweep's jobs run several at once on a GPU."""
-    return config.get("jobs", 1) > 1 and config.trainer.accelerator != "cpu" and gpu_visible()
+    """Whether several of this sweep's jobs run at once on one GPU: any two of them, unless they are spread
+    over the GPUs (trainer.spread_gpus) and there are as many GPUs as jobs."""
+    jobs = config.get("jobs", 1)
+    if jobs < 2 or config.trainer.accelerator == "cpu" or not gpu_visible():
+        return False
+    return not config.trainer.spread_gpus or jobs > gpu_count()
+
+
+def name_gpus_by_uuid() -> None:
+    """Rewrites CUDA_VISIBLE_DEVICES (for this process's children) as the UUIDs of the GPUs it shows, so that an
+    MPS daemon and its jobs mean the same GPUs; refuses when the GPUs are named by index and nvidia-smi cannot
+    give their UUIDs."""
+    uuids = gpu_uuids()
+    if uuids is not None:
+        os.environ[VISIBLE_ENV] = ",".join(uuids)
+    elif os.environ.get(VISIBLE_ENV, "").replace(",", "").isdigit():
+        raise OSError(f"{VISIBLE_ENV}={os.environ[VISIBLE_ENV]} names GPUs by index and nvidia-smi cannot give their "
+                      "UUIDs: an MPS server would renumber them")
 
 
 class MpsDaemon:
@@ -41,6 +93,7 @@ class MpsDaemon:
 
     def __init__(self):
         self.folder: str | None = None
+        self.visible_before: str | None = None  # CUDA_VISIBLE_DEVICES as it was before start()
 
     def env(self) -> dict[str, str]:
         """Where this daemon's pipe and log live: what its clients and its control commands must be told."""
@@ -50,7 +103,10 @@ class MpsDaemon:
         self.folder = tempfile.mkdtemp(prefix="degradation-mps-")
         for path in self.env().values():
             os.makedirs(path)
-        subprocess.run([CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, timeout=30)
+        self.visible_before = os.environ.get(VISIBLE_ENV)
+        name_gpus_by_uuid()  # the daemon and the jobs started after it
+        subprocess.run([CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, text=True,
+                       timeout=30)
         os.environ.update(self.env())  # the jobs, started after this, connect to this daemon
         atexit.register(self.stop)  # also when the sweep ends by an exception
 
@@ -65,8 +121,18 @@ class MpsDaemon:
             for name, value in self.env().items():
                 if os.environ.get(name) == value:
                     del os.environ[name]
+            if self.visible_before is None:
+                os.environ.pop(VISIBLE_ENV, None)
+            else:
+                os.environ[VISIBLE_ENV] = self.visible_before
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def start_failure(error: Exception) -> str:
+    """Why a daemon did not start, in one line: the error and what the program said."""
+    said = (getattr(error, "stderr", None) or "").strip()
+    return " ".join(f"{error}{': ' + said if said else ''}".split())
 
 
 class MpsForSweep(Callback):
@@ -80,6 +146,10 @@ class MpsForSweep(Callback):
             return
         if PIPE_ENV in os.environ:
             log.info("MPS: %s is set, so the jobs use the MPS daemon already running there", PIPE_ENV)
+            try:
+                name_gpus_by_uuid()
+            except OSError as error:
+                log.warning("MPS: %s; the jobs may fail to reach the GPU through that daemon", error)
         elif shutil.which(CONTROL) is None:
             log.info("MPS: %s not found; the %d jobs take turns on the GPU", CONTROL, config.jobs)
         else:
@@ -87,7 +157,8 @@ class MpsForSweep(Callback):
                 self.daemon.start()
             except (OSError, subprocess.SubprocessError) as error:
                 self.daemon.stop()
-                log.warning("MPS: could not start the daemon (%s); the %d jobs take turns on the GPU", error, config.jobs)
+                log.warning("MPS: could not start the daemon (%s); the %d jobs take turns on the GPU",
+                            start_failure(error), config.jobs)
                 return
             log.info("MPS: daemon started for %d jobs sharing the GPU (stopped when the sweep ends)", config.jobs)
 
@@ -109,10 +180,10 @@ def place_sweep_job(job_num: int, jobs: int, spread: bool) -> None:
 
     if torch.cuda.is_initialized():  # a reused worker process keeps the GPU and the share it has
         return
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = os.environ.get(VISIBLE_ENV)  # by UUID under a sweep's MPS daemon
     ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
     if spread and len(ids) >= 2:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ids[job_num % len(ids)]
+        os.environ[VISIBLE_ENV] = ids[job_num % len(ids)]
     share = memory_share(jobs, len(ids) if spread else 1)
     if ids and share < 1:
         torch.cuda.set_per_process_memory_fraction(share)
