@@ -9,7 +9,7 @@ import torch
 from degradation import lifecycle
 from degradation.rundir import RunDir
 from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
-from gpu_runs import GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
+from gpu_runs import EVAL_EVERY, GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
 
 pytestmark = pytest.mark.gpu
 
@@ -125,3 +125,59 @@ def test_a_resumed_run_loads_its_checkpoint_onto_the_gpu(tmp_path, gpu_cifar_roo
     assert summary["status"] == "completed" and summary["resumed"] and summary["steps"] == STEPS
     assert recorder.devices == {"cpu" if ON_CPU else "cuda"}
     assert json.loads(run.path.joinpath("responses.json").read_text())["step"] == STEPS
+
+
+def test_the_same_seed_gives_the_same_batches_on_the_gpu_as_on_the_cpu():
+    """Each epoch's order, crops and flips are drawn on the CPU and moved: CUDA's generator would draw others."""
+    from degradation.data import CifarLoader, Split, mean_image
+
+    split = Split(torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8), torch.arange(300) % 10)
+    device = torch.device("cpu" if ON_CPU else "cuda")
+    on_cpu = CifarLoader(split, mean_image(split), 128, train=True, seed=4)
+    on_device = CifarLoader(split.to(device), mean_image(split), 128, train=True, seed=4)
+    for _ in range(2):  # two epochs
+        for (cpu_images, cpu_labels), (images, labels) in zip(on_cpu, on_device, strict=True):
+            assert images.device.type == device.type
+            assert torch.equal(labels.cpu(), cpu_labels) and torch.equal(images.cpu(), cpu_images)
+
+
+class RecordLabels(pl.Callback):
+    """The labels of the batch each training step takes (1-based, as global_step counts steps)."""
+
+    def __init__(self):
+        self.labels = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.labels[trainer.global_step + 1] = batch[1].cpu()
+
+
+def test_a_gpu_run_resumes_on_the_cpu_and_continues_its_data_stream(tmp_path, gpu_cifar_root, monkeypatch):
+    """trainer.accelerator may differ on resume: the checkpoint loads onto the CPU and every step, on either
+    device, takes the batch an uninterrupted run takes; the rows up to the checkpoint stay as the GPU wrote them."""
+    from degradation.build import build_datamodule
+    from degradation.data import CifarLoader
+
+    cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    on_gpu, on_cpu = RecordLabels(), RecordLabels()
+    add_callback(monkeypatch, CrashAt(KILL_AT))
+    add_callback(monkeypatch, on_gpu)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        lifecycle.train(cfg, run)
+    monkeypatch.undo()
+    checkpoint = EVAL_EVERY * (KILL_AT // EVAL_EVERY)
+    kept = [row for row in run.read_metrics() if row["step"] <= checkpoint]
+    add_callback(monkeypatch, on_cpu)
+    summary = lifecycle.train(compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}", "trainer.accelerator=cpu"), run)
+    assert summary["status"] == "completed" and summary["resumed"] and summary["device"].startswith("cpu")
+    assert [row for row in run.read_metrics() if row["step"] <= checkpoint] == kept
+
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    loader = CifarLoader(datamodule.train_split, datamodule.mean, datamodule.batch_size, train=True, seed=cfg.seed)
+    epochs = (labels for _ in range(STEPS) for _, labels in loader)
+    uninterrupted = dict(zip(range(1, STEPS + 1), epochs))
+    assert sorted(on_cpu.labels) == list(range(checkpoint + 1, STEPS + 1))
+    for step, labels in [*on_gpu.labels.items(), *on_cpu.labels.items()]:
+        assert torch.equal(labels, uninterrupted[step]), step

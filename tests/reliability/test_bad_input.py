@@ -52,7 +52,6 @@ BAD_INPUTS = [
     ("momentum a bool", ["optim.momentum=false"], "optim.momentum=false Value 'False' of type 'bool' could not be converted"),
     ("missing data root", ["data.root=nowhere"], "CIFAR-10 not found in nowhere/cifar-10-batches-py/"),
     ("unknown launcher", ["launcher=warp"], "available: joblib, local, slurm, submitit_local"),
-    ("two devices (DDP)", ["trainer.devices=2"], "trainer.devices must be 1, or [k] for the k-th GPU"),
 ]
 BROKEN_DATA = [
     ("truncated batch", truncate, "data_batch_2 is not a readable CIFAR-10 batch (truncated or corrupted?)"),
