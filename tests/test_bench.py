@@ -60,17 +60,23 @@ def test_bad_bench_input_ends_with_one_line(tmp_path, capsys, args, words):
     assert not list(tmp_path.glob("*/bench*"))
 
 
-def test_every_network_is_measured_on_the_path_it_asks_for_however_many_came_before(tmp_path, monkeypatch):
+def test_every_network_is_measured_on_the_path_it_asks_for_however_many_came_before(tmp_path):
     """Dynamo compiles each new network's code again and stops at its recompile limit (8) unless it is reset:
     every row after the 8th network timed the eager path under speed.compile. Each measurement now releases the
     device as a run of a sweep does, and each row says which path its steps took. With the limit at 1 here, the
     second network (and the bare loop after the harness) would already run eagerly."""
+    import logging
+
     import torch._dynamo.config
 
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    degradation_bench.main([*TINY_BENCH, "--archs", "resnet", "--depths", "8,8", "--paths", "harness,bare",
-                            "--switches", "none", "--share", "0", "--out", str(tmp_path), "speed.compile=true",
-                            "trainer.accelerator=cpu"])
+    root_handlers = logging.root.handlers[:]  # main() configures logging for the terminal; the tests after log elsewhere
+    try:
+        with torch._dynamo.config.patch(recompile_limit=1):
+            degradation_bench.main([*TINY_BENCH, "--archs", "resnet", "--depths", "8,8", "--paths", "harness,bare",
+                                    "--switches", "none", "--share", "0", "--out", str(tmp_path), "speed.compile=true",
+                                    "trainer.accelerator=cpu"])
+    finally:
+        logging.root.handlers[:] = root_handlers
     [report_path] = tmp_path.glob("cpu-*/bench-*.json")
     rows = json.loads(report_path.read_text())["networks"]
     assert [(row["harness_ran"], row["bare_ran"]) for row in rows] == [("32-true, compiled", "32-true, compiled")] * 2

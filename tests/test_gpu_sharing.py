@@ -47,9 +47,10 @@ def fake_program(folder: Path, name: str, body: str) -> Path:
     return script
 
 
-def fake_gpus(bin_folder: Path, count: int) -> None:
-    """A fake nvidia-smi on PATH that lists `count` GPUs as its query for index and UUID does."""
-    listed = "\\n".join(f"{index}, GPU-{index}{index}{index}-fake" for index in range(count))
+def fake_gpus(bin_folder: Path, count: int, names=("NVIDIA H200",), mig: str = "[N/A]") -> None:
+    """A fake nvidia-smi on PATH that lists `count` GPUs as the query for index, UUID, name and MIG mode does."""
+    listed = "\\n".join(f"{index}, GPU-{index}{index}{index}-fake, {names[index % len(names)]}, {mig}"
+                         for index in range(count))
     fake_program(bin_folder, "nvidia-smi", f'printf "{listed}\\n"')
 
 
@@ -101,15 +102,33 @@ def test_the_daemon_and_the_jobs_name_the_gpus_by_uuid(fake_mps, monkeypatch, me
     assert os.environ[VISIBLE] == "2,3"  # as the sweep found it
 
 
-def test_gpus_named_by_index_that_nvidia_smi_cannot_name_by_uuid_take_turns_without_mps(fake_mps, monkeypatch,
-                                                                                       caplog):
-    fake_program(fake_mps.parent / "bin", "nvidia-smi", "exit 9")
+@pytest.mark.parametrize("gpus", ["no nvidia-smi", "mixed kinds"])
+def test_gpus_named_by_index_whose_uuids_cannot_be_known_take_turns_without_mps(fake_mps, monkeypatch, caplog, gpus):
+    """nvidia-smi numbers GPUs by PCI bus; CUDA, unless CUDA_DEVICE_ORDER=PCI_BUS_ID, numbers the fastest first:
+    on a node with GPUs of several kinds an index may mean another GPU to each."""
+    if gpus == "no nvidia-smi":
+        fake_program(fake_mps.parent / "bin", "nvidia-smi", "exit 9")
+    else:
+        fake_gpus(fake_mps.parent / "bin", 4, names=("NVIDIA H200", "NVIDIA A100"))
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.setenv(VISIBLE, "3")
     callback = gpu_sharing.MpsForSweep()
-    callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
+    callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2", "trainer.spread_gpus=false"))
     assert "could not start the daemon (CUDA_VISIBLE_DEVICES=3 names GPUs by index" in caplog.text
     assert "args=-d" not in fake_mps.read_text() and gpu_sharing.PIPE_ENV not in os.environ
     assert os.environ[VISIBLE] == "3"
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+    if gpus == "mixed kinds":  # in bus order both mean the same GPU
+        assert gpu_sharing.gpu_uuids() == ["GPU-333-fake"]
+
+
+def test_mig_instances_take_turns_without_mps(fake_mps, caplog):
+    """With MIG, CUDA numbers the instances, not the GPUs nvidia-smi lists: no daemon, one warning."""
+    fake_gpus(fake_mps.parent / "bin", 1, mig="Enabled")
+    callback = gpu_sharing.MpsForSweep()
+    callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
+    assert "could not start the daemon (MIG is enabled" in caplog.text and "args=-d" not in fake_mps.read_text()
+    assert VISIBLE not in os.environ
 
 
 @pytest.mark.parametrize("overrides, gpus", [
@@ -131,9 +150,11 @@ def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, o
 def test_an_mps_daemon_that_will_not_start_leaves_the_jobs_time_slicing(fake_mps, caplog):
     script = fake_mps.parent.joinpath("bin", gpu_sharing.CONTROL)
     script.write_text(script.read_text() + "exit 1\n")  # records its call, then fails (e.g. not allowed here)
+    folders = lambda: set(Path(tempfile.gettempdir()).glob("degradation-mps-*"))  # noqa: E731
+    others = folders()  # other processes' (a sweep running beside the tests)
     callback = gpu_sharing.MpsForSweep()
     callback.on_multirun_start(compose_config("launcher=joblib", "jobs=2"))
     assert gpu_sharing.PIPE_ENV not in os.environ and "could not start the daemon" in caplog.text
     start, quit_ = fake_mps.read_text().splitlines()
     assert "degradation-mps-" in quit_ and "input=quit" in quit_  # our own pipe: never a daemon that ran before
-    assert not list(Path(tempfile.gettempdir()).glob("degradation-mps-*"))
+    assert folders() == others  # its own folder removed

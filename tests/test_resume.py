@@ -51,10 +51,10 @@ def as_if_saved_on(device: str, checkpoint: Path) -> None:
 
 
 def test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch):
-    """A run started on cuda:1 (or on a GPU node) and resumed where that device does not exist (here: the CPU)
+    """A run started on cuda:1 (trainer.devices=[1]) and resumed where that device does not exist (here: the CPU)
     loads its checkpoint onto the CPU first and continues the same data stream: the same metrics as a run
     that never stopped (trainer.accelerator and trainer.devices may differ on resume)."""
-    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}")
+    cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", "trainer.accelerator=cpu")
     straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
     for run in (straight, resumed):
         run.path.mkdir()
@@ -66,6 +66,7 @@ def test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics(t
     for checkpoint in resumed.checkpoint_dir.glob("*.ckpt"):
         as_if_saved_on("cuda:1", checkpoint)
 
-    summary = lifecycle.train(cfg, resumed)
+    on_cuda_1 = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", "trainer.accelerator=cpu", "trainer.devices=[1]")
+    summary = lifecycle.train(on_cuda_1, resumed)
     assert summary["status"] == "completed" and summary["resumed"] is True, summary.get("error")
     assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()

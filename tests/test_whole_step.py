@@ -96,7 +96,8 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     with caplog.at_level("WARNING"):
-        lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "speed.cuda_graphs=true"), run)
+        lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "speed.cuda_graphs=true",
+                                       "trainer.accelerator=cpu"), run)  # on the CPU also where a GPU is visible
     assert before.count == 0 and caplog.text.count("needs a CUDA device") == 1
 
 

@@ -16,6 +16,7 @@ experiments/bench/<device>/bench[-<overrides>].{json,md}.
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import re
@@ -38,10 +39,10 @@ from omegaconf.errors import OmegaConfBaseException
 from degradation import gpu_sharing, loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
-from degradation.lifecycle import release_device_memory
 from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
+from degradation.lifecycle import release_device_memory
 from degradation.models import count_parameters
 from degradation.networks import build_net
 from degradation.rundir import RunDir
@@ -117,7 +118,7 @@ def harness_timer(cfg: DictConfig, train: Split, test: Split, warmup: int, steps
         timer = loops.StepTimer(warmup, steps, bench_device(cfg))
         trainer = build_trainer(cfg, RunDir(scratch), datamodule, callbacks=[HarnessClock(timer, barrier)])
         trainer.fit(module, datamodule=datamodule)
-    timer.graphed = getattr(module.train_step, "graph", None) is not None  # whole_step.WholeStep's, once captured
+    timer.graphed = module.train_step.replays_a_graph
     return timer
 
 
@@ -128,9 +129,11 @@ def compiled_graphs() -> int:
 
 
 def measured(cfg: DictConfig, timed) -> tuple[float, str]:
-    """Seconds per step of `timed()` (a StepTimer's maker) and the path its steps took. The device is released
-    after it, as after a run of a sweep: dynamo compiles each new network's code again, and stops at its
-    recompile limit (8) unless reset, which made every row after the 8th an eager number."""
+    """Seconds per step of `timed()` (a StepTimer's maker) and the path its steps took: precision and layout as
+    configured, compiled when dynamo compiled the network during the measurement, CUDA graph when the step
+    replayed one. The device is released after it, as after a run of a sweep: dynamo compiles each new
+    network's code again, and stops at its recompile limit (8) unless reset, which made every row after the
+    8th an eager number."""
     compiled_before = compiled_graphs()
     timer = timed()
     compiled = compiled_graphs() > compiled_before
@@ -221,7 +224,7 @@ def switch_rows(overrides, network, batch_size, names, train, test, warmup, step
     best, ran = {}, {}
     for _ in range(rounds):
         for name, cfg in configs.items():
-            step_s, ran[name] = measured(cfg, lambda: harness_timer(cfg, train, test, warmup, steps))
+            step_s, ran[name] = measured(cfg, lambda cfg=cfg: harness_timer(cfg, train, test, warmup, steps))
             best[name] = min(best.get(name, float("inf")), step_s)
     base = best["(as configured)"]
     rows = [{"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3), "ran": ran[name]}
@@ -252,7 +255,8 @@ def shared_rows(device: torch.device, *args) -> list[dict]:
     try:
         daemon.start()
     except (OSError, subprocess.SubprocessError) as error:
-        daemon.stop()
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            daemon.stop()
         reason = gpu_sharing.start_failure(error)
         log.warning("MPS not measured: the daemon did not start (%s)", reason)
         return rows + [{"processes": rows[0]["processes"], "mps": True, "error": f"MPS daemon did not start: {reason}"}]

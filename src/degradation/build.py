@@ -73,7 +73,7 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         check_val_every_n_epoch=None,  # evaluation counted in iterations, across epochs
         num_sanity_val_steps=0,
         accelerator=settings.accelerator,
-        devices=settings.devices,
+        devices=settings.devices if pick_device(settings.accelerator).type == "cuda" else 1,  # [k] names a GPU
         precision=settings.precision,
         deterministic=settings.deterministic,
         benchmark=speed.cudnn_benchmark,

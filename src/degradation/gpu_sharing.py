@@ -36,15 +36,32 @@ def gpu_visible() -> bool:
     return torch.cuda.is_available()
 
 
-def gpu_uuids() -> list[str] | None:
-    """The visible GPUs' UUIDs in CUDA_VISIBLE_DEVICES' order (every GPU when it is unset); None when nvidia-smi
-    cannot say. Its indices are PCI bus order, which is CUDA's wherever the GPUs are alike."""
+def listed_gpus() -> list[dict[str, str]] | None:
+    """The physical GPUs as nvidia-smi lists them (index, uuid, name, mig); None when it cannot say."""
+    fields = ("index", "uuid", "name", "mig")
     try:
-        listed = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid", "--format=csv,noheader"], check=True,
-                                capture_output=True, text=True, timeout=30).stdout
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,name,mig.mode.current", "--format=csv,noheader"],
+                                check=True, capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    by_index = dict(line.replace(" ", "").split(",", 1) for line in listed.splitlines() if "," in line)
+    rows = [[value.strip() for value in line.split(",")] for line in listed.splitlines() if line.strip()]
+    return [dict(zip(fields, row)) for row in rows if len(row) == len(fields)]
+
+
+def mig_enabled(gpus: list[dict[str, str]] | None) -> bool:
+    return any(gpu["mig"] == "Enabled" for gpu in gpus or [])
+
+
+def gpu_uuids() -> list[str] | None:
+    """The visible GPUs' UUIDs in CUDA_VISIBLE_DEVICES' order (every GPU when it is unset); None when they cannot
+    be named with certainty: no nvidia-smi, MIG (CUDA then numbers the instances, not these GPUs), or GPUs of
+    several kinds without CUDA_DEVICE_ORDER=PCI_BUS_ID (CUDA numbers the fastest first, nvidia-smi by bus)."""
+    gpus = listed_gpus()
+    if gpus is None or mig_enabled(gpus):
+        return None
+    if len({gpu["name"] for gpu in gpus}) > 1 and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+        return None
+    by_index = {gpu["index"]: gpu["uuid"] for gpu in gpus}
     visible = os.environ.get(VISIBLE_ENV)
     if visible is None:
         return list(by_index.values())
@@ -77,14 +94,17 @@ def shares_a_gpu(config: DictConfig) -> bool:
 
 def name_gpus_by_uuid() -> None:
     """Rewrites CUDA_VISIBLE_DEVICES (for this process's children) as the UUIDs of the GPUs it shows, so that an
-    MPS daemon and its jobs mean the same GPUs; refuses when the GPUs are named by index and nvidia-smi cannot
-    give their UUIDs."""
+    MPS daemon and its jobs mean the same GPUs; refuses MIG (this harness starts no daemon on MIG instances) and
+    GPUs named by index whose UUIDs cannot be known."""
     uuids = gpu_uuids()
     if uuids is not None:
         os.environ[VISIBLE_ENV] = ",".join(uuids)
+    elif mig_enabled(listed_gpus()):
+        raise OSError("MIG is enabled on this node's GPUs (this harness starts no MPS daemon on MIG instances)")
     elif os.environ.get(VISIBLE_ENV, "").replace(",", "").isdigit():
-        raise OSError(f"{VISIBLE_ENV}={os.environ[VISIBLE_ENV]} names GPUs by index and nvidia-smi cannot give their "
-                      "UUIDs: an MPS server would renumber them")
+        raise OSError(f"{VISIBLE_ENV}={os.environ[VISIBLE_ENV]} names GPUs by index and their UUIDs cannot be known "
+                      "(nvidia-smi missing, or GPUs of several kinds without CUDA_DEVICE_ORDER=PCI_BUS_ID): an MPS "
+                      "server would renumber them")
 
 
 class MpsDaemon:
@@ -100,10 +120,10 @@ class MpsDaemon:
         return {PIPE_ENV: os.path.join(self.folder, "pipe"), LOG_ENV: os.path.join(self.folder, "log")}
 
     def start(self) -> None:
+        self.visible_before = os.environ.get(VISIBLE_ENV)
         self.folder = tempfile.mkdtemp(prefix="degradation-mps-")
         for path in self.env().values():
             os.makedirs(path)
-        self.visible_before = os.environ.get(VISIBLE_ENV)
         name_gpus_by_uuid()  # the daemon and the jobs started after it
         subprocess.run([CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, text=True,
                        timeout=30)

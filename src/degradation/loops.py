@@ -142,7 +142,7 @@ def bare_timer(net_args: dict, optim: dict, speed: Speed, precision: str, batch_
         images, labels = batches[timer.done % len(batches)]
         step(images, labels, lr=optim["lr"])
         if timer.tick():
-            timer.graphed = step.graph is not None
+            timer.graphed = step.replays_a_graph
             return timer
 
 

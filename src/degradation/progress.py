@@ -47,7 +47,7 @@ class Progress(pl.Callback):
         self.wall_time_s = self.eval_time_s = 0.0
         self.evaluations = 0
         self.first_step = self.last_step = 0
-        self.recent_images_per_s: float | None = None  # at the latest line (or bar update)
+        self.images_per_s_so_far: float | None = None  # training throughput at the latest line (or bar update)
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.started = self.last_line = time.perf_counter()
@@ -91,7 +91,7 @@ class Progress(pl.Callback):
         self.last_line = now
         train_s = now - self.started - self.eval_time_s
         steps_per_s = (step - self.first_step) / train_s if train_s > 0 else 0.0
-        self.recent_images_per_s = steps_per_s * self.batch_size
+        self.images_per_s_so_far = steps_per_s * self.batch_size
         if self.bar:
             return  # the bar shows it (Bar)
         errors = " | ".join(f"{name} {value:.2f}%" for name, value in pl_module.latest_errors.items())
@@ -122,6 +122,6 @@ class Bar(TQDMProgressBar):
 
     def get_metrics(self, trainer, pl_module) -> dict[str, str]:
         shown = {name: f"{value:.2f}%" for name, value in pl_module.latest_errors.items()}
-        if self.progress.recent_images_per_s:
-            shown["img/s"] = f"{self.progress.recent_images_per_s:.0f}"
+        if self.progress.images_per_s_so_far:
+            shown["img/s"] = f"{self.progress.images_per_s_so_far:.0f}"
         return shown

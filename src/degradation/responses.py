@@ -72,7 +72,7 @@ def response_stds(net: nn.Module, batches) -> list[float]:
         for handle in handles:
             handle.remove()
         net.train(was_training)
-    return [math.sqrt(pooled_variance(n, torch.stack(m).tolist())) for n, m in zip(counts, moments)]
+    return [math.sqrt(pooled_variance(n, torch.stack(m).tolist())) if m else math.nan for n, m in zip(counts, moments)]
 
 
 def pooled_variance(counts: list[int], moments: list[list[float]]) -> float:
@@ -84,7 +84,7 @@ def pooled_variance(counts: list[int], moments: list[list[float]]) -> float:
         mean += delta * batch_count / total
         squares += batch_squares + delta * delta * count * batch_count / total
         count = total
-    return squares / (count - 1)
+    return squares / (count - 1) if count > 1 else math.nan
 
 
 class RecordResponses(pl.Callback):

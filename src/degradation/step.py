@@ -68,6 +68,8 @@ class TrainStep:
         self.backward = backward or (lambda loss: loss.backward())
         self.autocast = autocast
 
+    replays_a_graph = False  # whole_step.WholeStep's, once it has captured one
+
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, lr: float) -> torch.Tensor:
         self.set_lr(lr)
         loss = self.run(images, labels)

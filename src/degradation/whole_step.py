@@ -87,6 +87,10 @@ class WholeStep(TrainStep):
         self.warmup_s: float | None = None  # the eager steps before the capture: compilation, cuDNN's choices
         self.capture_s: float | None = None  # recording the graph (and its first replay)
 
+    @property
+    def replays_a_graph(self) -> bool:
+        return self.graph is not None
+
     def set_lr(self, lr: float) -> None:
         self.lr.fill_(lr)
 
@@ -111,6 +115,7 @@ class WholeStep(TrainStep):
 
     def capture(self) -> torch.Tensor:
         """Records this step's work as the graph, then replays it: the recording itself computes nothing."""
+        torch.cuda.synchronize(self.device)  # the warm-up's queued work belongs to warmup_s (once per run)
         capture_started = time.perf_counter()
         self.warmup_s = capture_started - self.started
         self.optimizer.zero_grad(set_to_none=True)  # the gradients become the graph's own memory
@@ -118,6 +123,7 @@ class WholeStep(TrainStep):
         with capturing(self.graph, self.device):
             self.loss = self.compute(self.images, self.labels)
         self.graph.replay()
+        torch.cuda.synchronize(self.device)
         self.capture_s = time.perf_counter() - capture_started
         log.info("whole step captured as one CUDA graph: %d eager warm-up steps %.1f s (compilation included), "
                  "capture %.1f s", self.warm_up_steps, self.warmup_s, self.capture_s)
