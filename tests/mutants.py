@@ -283,7 +283,7 @@ MUTATIONS = [
              "tests/test_train.py::test_the_cifar_and_the_imagenet_style_resnet_50_never_share_a_run_directory"),
     Mutation("the wheel ships without its configs",
              "pyproject.toml", '"degradation.conf" = ["*.yaml", "*/*.yaml"]\n', "",
-             "tests/test_packaging.py::test_an_installed_wheel_finds_its_configs"),
+             "tests/test_packaging.py::test_an_installed_package_finds_its_configs_from_any_folder[wheel]"),
     Mutation("progress lines show the previous row's training error",
              "src/degradation/module.py", "        self.end_of_step(self.global_step)  # global_step", "        pass  # global_step",
              "tests/test_progress.py::test_a_run_prints_its_directory_first_then_progress_with_the_rows_errors_and_no_lightning_banners"),

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import yaml
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -162,3 +163,18 @@ def test_runs_recorded_with_another_familys_keys_still_match_the_same_command():
     assert config_differences(old_cifar, cifar) == [] and config_differences(old_imagenet, imagenet) == []
     assert config_differences({**cifar, "model": {**cifar["model"], "stride_in": "1x1"}}, cifar) == [
         "model.stride_in: '1x1' -> None"]
+
+
+def test_a_users_own_config_folder_adds_experiments_on_top_of_the_shipped_ones(tmp_path):
+    """The README's way to add an experiment without touching the checkout or an installed package: a folder of
+    the user's on Hydra's search path (`hydra.searchpath=[file://my_conf]`), composed with the shipped conf/."""
+    from conftest import run_train
+
+    mine = tmp_path / "my_conf" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "my_ablation.yaml").write_text("# @package _global_\nname: my_ablation\noptim:\n  lr: 0.05\n")
+    result = run_train("--cfg", "job", "hydra.searchpath=[file://my_conf]", "experiment=my_ablation", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    composed = yaml.safe_load(result.stdout)
+    assert composed["name"] == "my_ablation" and composed["optim"]["lr"] == 0.05
+    assert composed["optim"]["momentum"] == 0.9 and composed["model"]["depth"] == 20  # the rest: the shipped defaults
