@@ -300,7 +300,7 @@ MUTATIONS = [
              "src/degradation/config.py", "\n\nregister_schemas()\n", "\n",
              "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[nesterov not a bool]"),
     Mutation("model.init_mode=bogus ends in a traceback",
-             "src/degradation/networks.py",
+             "src/degradation/nets/registry.py",
              "    shortcut: str = rule(*one_of(*SHORTCUTS))\n    init_mode: str = rule(*one_of(*INIT_MODES))\n",
              "    shortcut: str = rule(*one_of(*SHORTCUTS))\n    init_mode: str = MISSING\n",
              "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[unknown init mode]"),

@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.models import BasicBlock, CifarNet, InvalidDepthError, ZeroPadShortcut, count_parameters
-from degradation.networks import build_net
+from degradation.nets.cifar import BasicBlock, CifarNet, InvalidDepthError, ZeroPadShortcut, count_parameters
+from degradation.nets.registry import build_net
 
 PAPER_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
 OPTION_B_EXTRA = 2_752

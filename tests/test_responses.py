@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from degradation.data import CifarLoader, Split
-from degradation.models import CifarNet
+from degradation.nets.cifar import CifarNet
 from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
 from degradation.rundir import RunDir
 from conftest import TINY_RUN, compose_config, main_refuses

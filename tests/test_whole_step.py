@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from degradation import whole_step
-from degradation.networks import build_net
+from degradation.nets.registry import build_net
 from degradation.speed import Speed
 from degradation.step import Tally
 from degradation.whole_step import WARMUP_STEPS, EvalForward, WholeStep

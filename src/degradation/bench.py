@@ -43,8 +43,8 @@ from degradation.config import check_config, compose_config
 from degradation.data import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
 from degradation.lifecycle import release_device_memory
-from degradation.models import count_parameters
-from degradation.networks import build_net
+from degradation.nets.cifar import count_parameters
+from degradation.nets.registry import build_net
 from degradation.rundir import RunDir
 
 PAPER_STEPS = 64_000

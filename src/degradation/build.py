@@ -15,7 +15,7 @@ from degradation.checkpoints import AtomicCheckpointIO
 from degradation.config import warmup_steps
 from degradation.data import CifarDataModule
 from degradation.module import ClassifierModule
-from degradation.networks import net_args
+from degradation.nets.registry import net_args
 from degradation.progress import Bar, Progress
 from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from degradation.speed import Speed

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation import schema
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError
-from degradation.networks import FAMILIES
+from degradation.nets.registry import FAMILIES
 from degradation.rundir import run_subdir
 from degradation.speed import Speed
 

@@ -21,7 +21,7 @@ from torchvision import transforms
 from torchvision.datasets import CIFAR10, VisionDataset
 
 from degradation.data import Split
-from degradation.networks import build_net
+from degradation.nets.registry import build_net
 from degradation.speed import Speed, autocast
 from degradation.step import Tally
 from degradation.whole_step import WholeStep

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from degradation.networks import build_net
+from degradation.nets.registry import build_net
 from degradation.speed import Speed, autocast
 from degradation.step import Tally, TrainStep
 from degradation.whole_step import EvalForward, WholeStep

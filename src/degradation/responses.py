@@ -18,7 +18,7 @@ from torch import nn
 from degradation.data import CifarDataModule
 from degradation.errors import OneLineParser, UserError
 from degradation.checkpoints import checkpoint_step
-from degradation.networks import build_net
+from degradation.nets.registry import build_net
 from degradation.rundir import RunDir
 
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"

@@ -8,8 +8,8 @@ from omegaconf import DictConfig
 
 from degradation import precision, provenance
 from degradation.build import network_args, progress_of
-from degradation.models import count_parameters
-from degradation.networks import build_net, shortcut_name
+from degradation.nets.cifar import count_parameters
+from degradation.nets.registry import build_net, shortcut_name
 from degradation.rundir import RUNNING, RunDir
 
 FINAL_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.models import BasicBlock, Network, add_shortcut, conv3x3, he_init, projection_shortcut
+from degradation.nets.cifar import BasicBlock, Network, add_shortcut, conv3x3, he_init, projection_shortcut
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)

@@ -9,8 +9,8 @@ from typing import Callable
 from omegaconf import MISSING
 from torch import nn
 
-from degradation.imagenet_resnets import BLOCKS, STRIDE_IN, ImageNetStyleResNet
-from degradation.models import INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
+from degradation.nets.cifar import INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
+from degradation.nets.imagenet import BLOCKS, STRIDE_IN, ImageNetStyleResNet
 from degradation.schema import is_int, non_negative, one_of, rule
 
 
