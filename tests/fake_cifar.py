@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from degradation.data import CIFAR_DIRNAME, TEST_BATCH, TRAIN_BATCHES
+from degradation.data.cifar10 import CIFAR_DIRNAME, TEST_BATCH, TRAIN_BATCHES
 
 
 def write_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:

@@ -79,7 +79,7 @@ MUTATIONS = [
              "tests/reliability/test_interruption.py::test_a_run_killed_at_any_moment_ends_as_an_uninterrupted_one[kill-rename:2]"),
     # --- the paper's protocol -------------------------------------------------------------------------------
     Mutation("images padded before the mean is subtracted (padding = -mean)",
-             "src/degradation/data.py",
+             "src/degradation/data/cifar10.py",
              "            chunk = normalize(self.split.images[index], self.mean)\n            if self.train:\n"
              "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n"
              "            images[start : start + len(index)] = chunk\n",
@@ -263,7 +263,7 @@ MUTATIONS = [
              "src/degradation/whole_step.py", "        with uncompiled(), self.autocast():\n", "        with self.autocast():\n",
              "tests/test_speed.py::test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations"),
     Mutation("an epoch made in chunks gives later chunks the first chunk's crops",
-             "src/degradation/data.py", "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n",
+             "src/degradation/data/cifar10.py", "                chunk = crop_and_flip(chunk, offsets[index], flips[index], self.pad)\n",
              "                chunk = crop_and_flip(chunk, offsets[order[: len(index)]], flips[index], self.pad)\n",
              "tests/test_data.py::test_an_epoch_made_at_once_in_chunks_gives_each_batch_its_own_samples_augmentation"),
     Mutation("the tally replaces its sums instead of adding in place (a captured graph would add elsewhere)",
@@ -326,7 +326,7 @@ MUTATIONS = [
              "src/degradation/checkpoints.py", 'def load_checkpoint(self, path, map_location="cpu",', "def load_checkpoint(self, path, map_location=None,",
              "tests/test_resume.py::test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics"),
     Mutation("the epoch's order drawn on the data's device (another stream on a GPU) (issue 21)",
-             "src/degradation/data.py", "        order = torch.randperm(n, generator=generator)\n",
+             "src/degradation/data/cifar10.py", "        order = torch.randperm(n, generator=generator)\n",
              "        order = torch.randperm(n, generator=generator, device=self.split.images.device)\n",
              "tests/test_data.py::test_the_epoch_plan_is_drawn_on_the_cpu_whatever_device_holds_the_data"),
     Mutation("the CUDA-graph warning decided in configure_model, before the module is on its device (issue 21)",

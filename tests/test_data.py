@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from degradation.data import (
+from degradation.data.cifar10 import (
     CIFAR_DIRNAME,
     CifarLoader,
     Split,
@@ -139,7 +139,7 @@ def test_truncated_and_malformed_batches_are_refused(tmp_path):
 def test_an_epoch_made_at_once_in_chunks_gives_each_batch_its_own_samples_augmentation(monkeypatch):
     """Batches are slices of the epoch made in chunks (here 30 images, across the batches of 16): each must
     hold exactly its samples in the epoch's order, each with the crop and flip drawn for that sample."""
-    from degradation import data
+    from degradation.data import cifar10 as data
 
     monkeypatch.setattr(data, "EPOCH_CHUNK", 30)
     split = Split(torch.randint(0, 256, (100, 3, 32, 32), dtype=torch.uint8), torch.arange(100))

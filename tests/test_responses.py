@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from degradation.data import CifarLoader, Split
+from degradation.data.cifar10 import CifarLoader, Split
 from degradation.nets.cifar import CifarNet
 from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
 from degradation.rundir import RunDir

@@ -40,7 +40,7 @@ from degradation import gpu_sharing, loops, progress, provenance, speed
 from degradation.build import (build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args,
                                pick_device)
 from degradation.config import check_config, compose_config
-from degradation.data import CifarLoader, Split, mean_image
+from degradation.data.cifar10 import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
 from degradation.lifecycle import release_device_memory
 from degradation.nets.cifar import count_parameters

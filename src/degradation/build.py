@@ -13,7 +13,7 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from degradation.callbacks import MetricsCsvLogger
 from degradation.checkpoints import AtomicCheckpointIO
 from degradation.config import warmup_steps
-from degradation.data import CifarDataModule
+from degradation.data.cifar10 import CifarDataModule
 from degradation.module import ClassifierModule
 from degradation.nets.registry import net_args
 from degradation.progress import Bar, Progress

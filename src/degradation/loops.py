@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import CIFAR10, VisionDataset
 
-from degradation.data import Split
+from degradation.data.cifar10 import Split
 from degradation.nets.registry import build_net
 from degradation.speed import Speed, autocast
 from degradation.step import Tally

@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from degradation.data import CifarDataModule
+from degradation.data.cifar10 import CifarDataModule
 from degradation.errors import OneLineParser, UserError
 from degradation.checkpoints import checkpoint_step
 from degradation.nets.registry import build_net

@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from degradation.config import check_config
-from degradation.data import has_all_batches, ensure_cifar10
+from degradation.data.cifar10 import has_all_batches, ensure_cifar10
 from degradation.errors import UserError
 from degradation.lifecycle import planned_action
 from degradation.rundir import RunDir

@@ -130,7 +130,7 @@ def test_a_resumed_run_loads_its_checkpoint_onto_the_gpu(tmp_path, gpu_cifar_roo
 def test_the_same_seed_gives_the_same_batches_on_the_gpu_as_on_the_cpu():
     """Each epoch's order, crops and flips are drawn on the CPU and moved: CUDA's generator would draw others.
     Pixel values agree to float32 rounding (CUDA divides by a number as a product with its reciprocal)."""
-    from degradation.data import CifarLoader, Split, mean_image
+    from degradation.data.cifar10 import CifarLoader, Split, mean_image
 
     split = Split(torch.randint(0, 256, (300, 3, 32, 32), dtype=torch.uint8), torch.arange(300) % 10)
     device = torch.device("cpu" if ON_CPU else "cuda")
@@ -157,7 +157,7 @@ def test_a_gpu_run_resumes_on_the_cpu_and_continues_its_data_stream(tmp_path, gp
     """trainer.accelerator may differ on resume: the checkpoint loads onto the CPU and every step, on either
     device, takes the batch an uninterrupted run takes; the rows up to the checkpoint stay as the GPU wrote them."""
     from degradation.build import build_datamodule
-    from degradation.data import CifarLoader
+    from degradation.data.cifar10 import CifarLoader
 
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")
     run = RunDir(tmp_path / "run")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from degradation import cli
-from degradation.data import CIFAR_DIRNAME
+from degradation.data.cifar10 import CIFAR_DIRNAME
 from conftest import TINY_RUN, one_error_line, run_train
 from fake_cifar import write_batch
 
