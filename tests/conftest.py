@@ -89,7 +89,7 @@ def run_train(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def straight_run(tmp_path_factory, fake_cifar_root):
     """An uninterrupted TINY_RUN (resnet-8, seed 0): what an interrupted or failed run must end up equal to."""
-    from degradation.rundir import RunDir
+    from degradation.runs.rundir import RunDir
 
     cwd = tmp_path_factory.mktemp("straight")
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "name=straight", cwd=cwd)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 
 STEPS = (1000, 2000, 3000, 4000)
 

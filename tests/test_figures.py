@@ -6,8 +6,8 @@ from matplotlib.collections import PolyCollection
 
 from degradation import figures
 from degradation.responses import DEFINITION
-from degradation.results import load_sweep
-from degradation.rundir import RunDir
+from degradation.runs.results import load_sweep
+from degradation.runs.rundir import RunDir
 from conftest import main_refuses
 from synthetic_sweep import known_error, write_run, write_sweep
 
@@ -151,7 +151,7 @@ def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):
 def test_table6_reports_the_test_error_where_validation_was_best_not_the_final_one(tmp_path):
     """With a validation split (data.val_size > 0), Table 6 never selects on the test set: it reports the test
     error at the step of the lowest validation error."""
-    from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS
+    from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS
 
     run = RunDir(tmp_path / "sweep/resnet-20/seed=0")
     run.path.mkdir(parents=True)

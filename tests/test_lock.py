@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from degradation.lock import STALE_AFTER_S, RunLock, RunLocked
+from degradation.runs.lock import STALE_AFTER_S, RunLock, RunLocked
 
 
 def dead_pid() -> int:

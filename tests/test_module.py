@@ -94,7 +94,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     import pytorch_lightning as pl
 
     from degradation import lifecycle
-    from degradation.rundir import RunDir
+    from degradation.runs.rundir import RunDir
     from conftest import TINY_RUN, add_callback
 
     reads = []

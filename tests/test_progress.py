@@ -30,7 +30,7 @@ def test_a_run_prints_its_directory_first_then_progress_with_the_rows_errors_and
 
 
 def RunDirRows(cwd):
-    from degradation.rundir import RunDir
+    from degradation.runs.rundir import RunDir
 
     return [row for row in RunDir(cwd / "runs/default/resnet-8/seed=0").read_metrics() if row["train_err"] is not None]
 

@@ -7,9 +7,10 @@ import time
 import pytest
 import torch
 
-from degradation import results, sweep, tracking
-from degradation.checkpoints import AtomicCheckpointIO
-from degradation.rundir import RunDir
+from degradation.runs import results, tracking
+from degradation import sweep
+from degradation.runs.checkpoints import AtomicCheckpointIO
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, compose_config
 from synthetic_sweep import write_sweep
 
@@ -130,7 +131,7 @@ def test_the_lock_heartbeat_is_refreshed_while_training(monkeypatch):
 
 
 def test_a_run_another_live_process_trains_shows_as_elsewhere_not_failed(tmp_path):
-    from degradation.lock import RunLock
+    from degradation.runs.lock import RunLock
     from synthetic_sweep import write_run
 
     run = write_run(tmp_path / "sweep", "resnet", 20, 0, status="running")

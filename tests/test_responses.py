@@ -7,7 +7,7 @@ from torch import nn
 from degradation.data.cifar10 import CifarLoader, Split
 from degradation.nets.cifar import CifarNet
 from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, compose_config, main_refuses
 
 
@@ -80,7 +80,7 @@ def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_pat
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
     from degradation import lifecycle
-    from degradation.rundir import RunDir
+    from degradation.runs.rundir import RunDir
 
     teardown = SingleDeviceStrategy.teardown
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from degradation import lifecycle
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, CrashAt, add_callback, compose_config
 
 # 10 steps per epoch; checkpoints after the evaluations at 7, 14, 21; rows every 4 steps.

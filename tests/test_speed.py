@@ -4,8 +4,8 @@ paper's fp32 path in the first steps."""
 import pytest
 import torch
 
-from degradation.checkpoints import load
-from degradation.rundir import RunDir
+from degradation.runs.checkpoints import load
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, CompiledGraphsAfterStep, add_callback, compose_config, run_train
 
 FIRST_STEPS = 3

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, run_train, subprocess_env, train_command
 from wandb_files import records, run_record
 

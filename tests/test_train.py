@@ -7,7 +7,7 @@ import sys
 import pytest
 import yaml
 
-from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
+from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import REPEATABLE, TINY_RUN, run_train
 
 # Every key the README's run-directory table documents for a completed run without a validation split.

@@ -84,7 +84,7 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
     import pytorch_lightning as pl
 
     from degradation import lifecycle
-    from degradation.rundir import RunDir
+    from degradation.runs.rundir import RunDir
     from conftest import TINY_RUN, add_callback, compose_config
 
     class WarningsBeforeTheMove(pl.Callback):

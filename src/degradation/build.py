@@ -6,18 +6,18 @@ What training, the bench and the tests build runs from; nothing here runs anythi
 import sys
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
 from degradation.callbacks import MetricsCsvLogger
-from degradation.checkpoints import AtomicCheckpointIO
+from degradation.runs.checkpoints import AtomicCheckpointIO
 from degradation.config import warmup_steps
 from degradation.data.cifar10 import CifarDataModule
 from degradation.module import ClassifierModule
 from degradation.nets.registry import net_args
 from degradation.progress import Bar, Progress
-from degradation.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
+from degradation.runs.provenance import pick_device
+from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from degradation.speed import Speed
 
 
@@ -87,12 +87,6 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         enable_model_summary=bar,
         default_root_dir=run_dir.path,
     )
-
-
-def pick_device(accelerator: str = "auto") -> torch.device:
-    """The device a run's Trainer would pick for this accelerator, for work outside a Trainer."""
-    wants_gpu = accelerator in ("auto", "gpu", "cuda")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
 
 def progress_of(trainer: pl.Trainer) -> Progress:

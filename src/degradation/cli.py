@@ -18,9 +18,9 @@ from omegaconf.errors import OmegaConfBaseException
 from degradation import gpu_sharing, lifecycle
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with
-from degradation.lock import RunLocked
+from degradation.runs.lock import RunLocked
 from degradation.progress import quiet_lightning
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 
 log = logging.getLogger("degradation.train")
 

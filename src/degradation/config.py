@@ -15,7 +15,7 @@ from degradation import schema
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError
 from degradation.nets.registry import FAMILIES
-from degradation.rundir import run_subdir
+from degradation.runs.rundir import run_subdir
 from degradation.speed import Speed
 
 # model.arch follows model.residual, so `model=resnet18 model.residual=false` lands in imagenet-plain-18/.

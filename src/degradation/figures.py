@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from degradation.errors import OneLineParser
-from degradation.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
+from degradation.runs.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from torch import nn
 
 from degradation.data.cifar10 import CifarDataModule
 from degradation.errors import OneLineParser, UserError
-from degradation.checkpoints import checkpoint_step
+from degradation.runs.checkpoints import checkpoint_step
 from degradation.nets.registry import build_net
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 
 DEFINITION = "std over the test set of each 3x3 conv's output after BN, before ReLU/addition (eval mode)"
 
@@ -106,7 +106,7 @@ class RecordResponses(pl.Callback):
 
 def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: int = 1000) -> Path:
     """Computes responses.json for the run that owns checkpoint (…/<run>/checkpoints/last.ckpt)."""
-    from degradation.build import pick_device
+    from degradation.runs.provenance import pick_device
     from degradation.module import ClassifierModule
 
     if not checkpoint.is_file():

@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from degradation import precision, provenance
+from degradation import precision
+from degradation.runs import provenance
 from degradation.build import network_args, progress_of
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net, shortcut_name
-from degradation.rundir import RUNNING, RunDir
+from degradation.runs.rundir import RUNNING, RunDir
 
 FINAL_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err")
 

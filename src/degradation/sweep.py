@@ -11,9 +11,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from degradation.errors import UserError, exit_with
 
-from degradation.lock import RunLock
-from degradation.results import number
-from degradation.rundir import FINISHED, RUNNING, find_runs
+from degradation.runs.lock import RunLock
+from degradation.runs.results import number
+from degradation.runs.rundir import FINISHED, RUNNING, find_runs
 
 log = logging.getLogger(__name__)
 

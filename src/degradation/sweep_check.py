@@ -16,7 +16,7 @@ from degradation.config import check_config
 from degradation.data.cifar10 import has_all_batches, ensure_cifar10
 from degradation.errors import UserError
 from degradation.lifecycle import planned_action
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 
 # Launchers that hand jobs to a program that must exist on this machine.
 LAUNCHER_PROGRAMS = {"SlurmLauncher": "sbatch"}

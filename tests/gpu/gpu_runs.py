@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import run_train, subprocess_env
 
 ON_CPU = os.environ.get("DEGRADATION_GPU_TESTS_ON_CPU") == "1"

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 
 from degradation import lifecycle
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
 from gpu_runs import EVAL_EVERY, GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
 

@@ -21,9 +21,10 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from degradation import checkpoints, cli
+from degradation.runs import checkpoints
+from degradation import cli
 from degradation.module import ClassifierModule
-from degradation.rundir import MetricsWriter
+from degradation.runs.rundir import MetricsWriter
 
 
 def die() -> None:

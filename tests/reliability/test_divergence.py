@@ -4,7 +4,7 @@ that point, and a sweep carries on with its other runs."""
 import json
 import math
 
-from degradation.checkpoints import checkpoint_step
+from degradation.runs.checkpoints import checkpoint_step
 from tiny_runs import run_dir, run_ok, tiny
 
 

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import time
 
-from degradation.checkpoints import checkpoint_step
+from degradation.runs.checkpoints import checkpoint_step
 from conftest import run_train, subprocess_env, train_command
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
 

@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from degradation.checkpoints import checkpoint_step
+from degradation.runs.checkpoints import checkpoint_step
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
 
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, run_train, subprocess_env
 
 FAULTS_SCRIPT = Path(__file__).with_name("faults.py")

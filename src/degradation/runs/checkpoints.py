@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from degradation.rundir import PREVIOUS_CHECKPOINT, temporary_path, write_atomically
+from degradation.runs.rundir import PREVIOUS_CHECKPOINT, temporary_path, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import socket
 import time
 from pathlib import Path
 
-from degradation.rundir import RunDir
+from degradation.runs.rundir import RunDir
 
 FRESH_S = 10  # an unreadable lock younger than this is being written, not abandoned
 STALE_AFTER_S = 15 * 60  # a holder on another host that has not refreshed the lock for this long is gone

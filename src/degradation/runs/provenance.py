@@ -1,4 +1,5 @@
-"""Where a result came from: library versions, the git commit of the harness, the device."""
+"""Where a result came from: library versions, the git commit of the harness, the device (which one a run uses,
+and its name)."""
 
 import platform
 import subprocess
@@ -40,3 +41,9 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def pick_device(accelerator: str = "auto") -> torch.device:
+    """The device a run's Trainer would pick for this accelerator, for work outside a Trainer."""
+    wants_gpu = accelerator in ("auto", "gpu", "cuda")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
