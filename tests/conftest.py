@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import pytorch_lightning as pl
 import torch
-from degradation.config import compose_config as compose_real_config
+from degradation.training.config import compose_config as compose_real_config
 from fake_cifar import write_fake_cifar
 
 # Tests compare runs byte for byte. A CPU run is repeatable as it is; on a GPU that takes
@@ -129,7 +129,7 @@ def compiled_graphs() -> int:
 
 def add_callback(monkeypatch, callback: pl.Callback) -> None:
     """Every Trainer that degradation.train builds from now on gets `callback` (monkeypatch.undo() ends it)."""
-    from degradation import build
+    from degradation.training import build
 
     build_trainer = build.build_trainer
 

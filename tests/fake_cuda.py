@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import torch
 
-from degradation import whole_step
+from degradation.training import whole_step
 
 
 class FakeStream:

@@ -6,7 +6,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation.config import check_config, config_differences
+from degradation.training.config import check_config, config_differences
 from degradation.errors import UserError, one_line
 from conftest import compose_config
 

@@ -4,7 +4,7 @@ import logging
 import re
 from types import SimpleNamespace
 
-from degradation.progress import Progress, evaluations_left
+from degradation.training.progress import Progress, evaluations_left
 from conftest import TINY_RUN, run_train
 
 
@@ -38,11 +38,11 @@ def RunDirRows(cwd):
 def test_slow_steps_still_give_a_line_every_few_seconds(caplog, monkeypatch):
     """log_every=100 on a slow machine: a line whenever every_s has passed, whatever the step."""
     clock = iter(range(0, 1000, 20))  # each call: 20 s later
-    monkeypatch.setattr("degradation.progress.time.perf_counter", lambda: next(clock))
+    monkeypatch.setattr("degradation.training.progress.time.perf_counter", lambda: next(clock))
     progress = Progress(every=100, batch_size=1, bar=False, every_s=30)
     trainer, module = fake_run(0)
     progress.on_train_start(trainer, module)
-    with caplog.at_level(logging.INFO, logger="degradation.progress"):
+    with caplog.at_level(logging.INFO, logger="degradation.training.progress"):
         for step in range(1, 5):
             trainer.global_step = step
             progress.on_train_batch_end(trainer, module, None, None, step)

@@ -9,7 +9,7 @@ import torch
 
 from degradation.runs import results, tracking
 from degradation import sweep
-from degradation.runs.checkpoints import AtomicCheckpointIO
+from degradation.training.checkpoint_io import AtomicCheckpointIO
 from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, compose_config
 from synthetic_sweep import write_sweep
@@ -25,7 +25,7 @@ def test_checkpoints_load_weights_only_and_refuse_pickled_code(tmp_path):
 
 
 def test_a_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path, fake_cifar_root):
-    from degradation import lifecycle
+    from degradation.training import lifecycle
 
     run = RunDir(tmp_path / "runs/default/resnet-8/seed=0")
     run.path.mkdir(parents=True)  # as Hydra makes it before the job runs
@@ -35,7 +35,7 @@ def test_a_dry_run_says_what_it_would_do_and_writes_nothing(tmp_path, fake_cifar
 
 
 def test_eval_every_null_evaluates_once_per_epoch(tmp_path, fake_cifar_root):
-    from degradation import lifecycle
+    from degradation.training import lifecycle
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
@@ -120,7 +120,7 @@ def test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run(t
 def test_the_lock_heartbeat_is_refreshed_while_training(monkeypatch):
     from types import SimpleNamespace
 
-    from degradation import callbacks
+    from degradation.training import callbacks
 
     now, beats = [0.0], []
     monkeypatch.setattr(callbacks.time, "monotonic", lambda: now[0])

@@ -69,7 +69,7 @@ TINY_MODULE = ["model.depth=8", "data.download=false"]
 
 
 def tiny_module(*overrides):
-    from degradation.build import build_module
+    from degradation.training.build import build_module
 
     return build_module(compose_config(*TINY_MODULE, *overrides), ["test"])
 
@@ -79,7 +79,7 @@ def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_pat
     Here teardown moves it to the meta device instead: measuring after fit() would fail the same way."""
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
-    from degradation import lifecycle
+    from degradation.training import lifecycle
     from degradation.runs.rundir import RunDir
 
     teardown = SingleDeviceStrategy.teardown

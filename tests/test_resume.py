@@ -6,7 +6,7 @@ from unittest import mock
 import pytest
 import torch
 
-from degradation import lifecycle
+from degradation.training import lifecycle
 from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, CrashAt, add_callback, compose_config
 

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from degradation.callbacks import MetricsCsvLogger
+from degradation.training.callbacks import MetricsCsvLogger
 from degradation.runs.rundir import METRIC_COLUMNS, RunDir
 
 

@@ -107,7 +107,7 @@ def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp
 def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(tmp_path, fake_cifar_root, monkeypatch):
     """No stalls: the first step compiles the network; the epoch's partial last batch (160 = 6 x 24 + 16),
     eval mode and the evaluation batches (40 = 30 + 10) run it uncompiled, so nothing compiles again."""
-    from degradation import lifecycle
+    from degradation.training import lifecycle
 
     from torch._dynamo.utils import counters
 

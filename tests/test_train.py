@@ -148,7 +148,7 @@ def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monk
     import gc
     import weakref
 
-    from degradation import build, lifecycle
+    from degradation.training import build, lifecycle
     from conftest import compose_config
 
     built = []

@@ -6,11 +6,11 @@ import time
 import pytest
 import torch
 
-from degradation import whole_step
+from degradation.training import whole_step
 from degradation.nets.registry import build_net
-from degradation.speed import Speed
-from degradation.step import Tally
-from degradation.whole_step import WARMUP_STEPS, EvalForward, WholeStep
+from degradation.training.speed import Speed
+from degradation.training.step import Tally
+from degradation.training.whole_step import WARMUP_STEPS, EvalForward, WholeStep
 from fake_cuda import FakeCuda
 
 BATCH = 4
@@ -83,7 +83,7 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
     """Lightning's configure_model runs before the module reaches its device; on_fit_start runs after."""
     import pytorch_lightning as pl
 
-    from degradation import lifecycle
+    from degradation.training import lifecycle
     from degradation.runs.rundir import RunDir
     from conftest import TINY_RUN, add_callback, compose_config
 
@@ -102,7 +102,7 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
 
 
 def test_a_run_that_releases_the_gpu_lets_go_of_the_cublas_workspaces(monkeypatch):
-    from degradation import lifecycle
+    from degradation.training import lifecycle
 
     released = []
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)

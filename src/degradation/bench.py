@@ -36,14 +36,15 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import gpu_sharing, loops, progress, speed
+from degradation import gpu_sharing, loops
+from degradation.training import progress, speed
 from degradation.runs import provenance
 from degradation.runs.provenance import pick_device
-from degradation.build import build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args
-from degradation.config import check_config, compose_config
+from degradation.training.build import build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args
+from degradation.training.config import check_config, compose_config
 from degradation.data.cifar10 import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
-from degradation.lifecycle import release_device_memory
+from degradation.training.lifecycle import release_device_memory
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net
 from degradation.runs.rundir import RunDir

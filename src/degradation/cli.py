@@ -15,11 +15,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import gpu_sharing, lifecycle
+from degradation import gpu_sharing
+from degradation.training import lifecycle
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with
 from degradation.runs.lock import RunLocked
-from degradation.progress import quiet_lightning
+from degradation.training.progress import quiet_lightning
 from degradation.runs.rundir import RunDir
 
 log = logging.getLogger("degradation.train")

@@ -22,9 +22,9 @@ from torchvision.datasets import CIFAR10, VisionDataset
 
 from degradation.data.cifar10 import Split
 from degradation.nets.registry import build_net
-from degradation.speed import Speed, autocast
-from degradation.step import Tally
-from degradation.whole_step import WholeStep
+from degradation.training.speed import Speed, autocast
+from degradation.training.step import Tally
+from degradation.training.whole_step import WholeStep
 
 # The channel statistics common reproductions normalise with.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)

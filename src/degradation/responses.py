@@ -107,7 +107,7 @@ class RecordResponses(pl.Callback):
 def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: int = 1000) -> Path:
     """Computes responses.json for the run that owns checkpoint (…/<run>/checkpoints/last.ckpt)."""
     from degradation.runs.provenance import pick_device
-    from degradation.module import ClassifierModule
+    from degradation.training.module import ClassifierModule
 
     if not checkpoint.is_file():
         raise UserError(f"no checkpoint at {checkpoint}")

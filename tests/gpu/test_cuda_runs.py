@@ -6,7 +6,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from degradation import lifecycle
+from degradation.training import lifecycle
 from degradation.runs.rundir import RunDir
 from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
 from gpu_runs import EVAL_EVERY, GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
@@ -61,7 +61,7 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
     and evaluations run uncompiled)."""
     from torch._dynamo.utils import counters
 
-    from degradation.whole_step import WARMUP_STEPS
+    from degradation.training.whole_step import WARMUP_STEPS
 
     captures, replays = [], []
     capture_begin, replay = torch.cuda.CUDAGraph.capture_begin, torch.cuda.CUDAGraph.replay
@@ -156,7 +156,7 @@ class RecordLabels(pl.Callback):
 def test_a_gpu_run_resumes_on_the_cpu_and_continues_its_data_stream(tmp_path, gpu_cifar_root, monkeypatch):
     """trainer.accelerator may differ on resume: the checkpoint loads onto the CPU and every step, on either
     device, takes the batch an uninterrupted run takes; the rows up to the checkpoint stay as the GPU wrote them."""
-    from degradation.build import build_datamodule
+    from degradation.training.build import build_datamodule
     from degradation.data.cifar10 import CifarLoader
 
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")

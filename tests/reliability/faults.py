@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from degradation.runs import checkpoints
+from degradation.training import checkpoint_io
 from degradation import cli
-from degradation.module import ClassifierModule
+from degradation.training.module import ClassifierModule
 from degradation.runs.rundir import MetricsWriter
 
 
@@ -153,7 +153,7 @@ def install(fault: str) -> None:
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
                     "enospc-checkpoint": no_space_for_checkpoint}[kind]
-        checkpoints.write_atomically = nth_call(count, checkpoints.write_atomically, fault_fn)
+        checkpoint_io.write_atomically = nth_call(count, checkpoint_io.write_atomically, fault_fn)
     elif kind in ("kill-metrics", "enospc-metrics"):
         fault_fn = half_written_row if kind == "kill-metrics" else no_space_for_row
         MetricsWriter.write = nth_call(count, MetricsWriter.write, fault_fn)

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from degradation.nets.registry import build_net
-from degradation.speed import Speed, autocast
-from degradation.step import Tally, TrainStep
-from degradation.whole_step import EvalForward, WholeStep
+from degradation.training.speed import Speed, autocast
+from degradation.training.step import Tally, TrainStep
+from degradation.training.whole_step import EvalForward, WholeStep
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import nn
 
-from degradation.precision import use_tf32
+from degradation.training.precision import use_tf32
 
 AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # Lightning's mixed precisions
 

@@ -15,7 +15,7 @@ import warnings
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import TQDMProgressBar
 
-log = logging.getLogger("degradation.progress")
+log = logging.getLogger("degradation.training.progress")
 EVERY_S = 30.0  # a line at least this often when steps are slow
 
 

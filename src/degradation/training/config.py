@@ -16,7 +16,7 @@ from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError
 from degradation.nets.registry import FAMILIES
 from degradation.runs.rundir import run_subdir
-from degradation.speed import Speed
+from degradation.training.speed import Speed
 
 # model.arch follows model.residual, so `model=resnet18 model.residual=false` lands in imagenet-plain-18/.
 OmegaConf.register_new_resolver("plain_or_resnet", lambda residual: "resnet" if residual else "plain", replace=True)

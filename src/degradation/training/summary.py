@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from degradation import precision
+from degradation.training import precision
 from degradation.runs import provenance
-from degradation.build import network_args, progress_of
+from degradation.training.build import network_args, progress_of
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net, shortcut_name
 from degradation.runs.rundir import RUNNING, RunDir

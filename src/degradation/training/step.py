@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.speed import Speed
+from degradation.training.speed import Speed
 
 
 class Tally:

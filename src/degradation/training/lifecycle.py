@@ -13,17 +13,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from degradation import build
+from degradation.training import build
 from degradation.runs import tracking
-from degradation.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted
+from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted
 from degradation.runs.checkpoints import readable_checkpoint
-from degradation.config import check_config, config_differences
+from degradation.training.config import check_config, config_differences
 from degradation.errors import UserError
 from degradation.runs.lock import RunLock
-from degradation.module import Diverged
+from degradation.training.module import Diverged
 from degradation.responses import RecordResponses
 from degradation.runs.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RunDir
-from degradation.summary import finish_summary, start_summary, wandb_run_id
+from degradation.training.summary import finish_summary, start_summary, wandb_run_id
 
 log = logging.getLogger("degradation.train")
 

@@ -9,16 +9,16 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
-from degradation.callbacks import MetricsCsvLogger
-from degradation.runs.checkpoints import AtomicCheckpointIO
-from degradation.config import warmup_steps
+from degradation.training.callbacks import MetricsCsvLogger
+from degradation.training.checkpoint_io import AtomicCheckpointIO
+from degradation.training.config import warmup_steps
 from degradation.data.cifar10 import CifarDataModule
-from degradation.module import ClassifierModule
+from degradation.training.module import ClassifierModule
 from degradation.nets.registry import net_args
-from degradation.progress import Bar, Progress
+from degradation.training.progress import Bar, Progress
 from degradation.runs.provenance import pick_device
 from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
-from degradation.speed import Speed
+from degradation.training.speed import Speed
 
 
 def section(cfg: DictConfig, name: str, leave_out: tuple[str, ...] = ()) -> dict:

@@ -22,7 +22,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from degradation.step import TrainStep
+from degradation.training.step import TrainStep
 
 WARMUP_STEPS = 3  # eager steps before the capture; they train like any other step
 log = logging.getLogger(__name__)
