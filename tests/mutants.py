@@ -227,11 +227,11 @@ MUTATIONS = [
              "tests/test_module.py::test_a_training_step_never_reads_a_tensor_back_to_the_host[eager]"),
     # --- end-of-run work and GPU correctness ----------------------------------------------------------------
     Mutation("responses measured on the compiled network",
-             "src/degradation/responses.py", "        net = eager_copy(pl_module).to(trainer.strategy.root_device)\n",
+             "src/degradation/training/callbacks.py", "        net = eager_copy(pl_module).to(trainer.strategy.root_device)\n",
              "        net = pl_module.net\n",
              "tests/test_responses.py::test_a_compiled_network_never_traces_the_response_hooks"),
     Mutation("responses measured after fit(), when teardown has moved the network",
-             "src/degradation/responses.py", "    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:\n",
+             "src/degradation/training/callbacks.py", "    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:\n",
              "    def on_fit_end(self, trainer: pl.Trainer, pl_module) -> None:\n",
              "tests/test_responses.py::test_responses_are_written_while_the_trainer_still_holds_the_network"),
     Mutation("a finished run stays in memory until a later garbage collection",
@@ -373,7 +373,7 @@ MUTATIONS = [
              "src/degradation/bench.py", "    release_device_memory()\n    ran = [", "    ran = [",
              "tests/test_bench.py::test_every_network_is_measured_on_the_path_it_asks_for_however_many_came_before"),
     Mutation("Figure 7's responses accumulated in float64 on the device (none on Apple's MPS) (issue 21)",
-             "src/degradation/responses.py", "            values = output.detach().float()\n", "            values = output.detach().double()\n",
+             "src/degradation/analysis/responses.py", "            values = output.detach().float()\n", "            values = output.detach().double()\n",
              "tests/test_responses.py::test_responses_never_make_a_float64_tensor"),
 ]
 

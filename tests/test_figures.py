@@ -5,7 +5,7 @@ import pytest
 from matplotlib.collections import PolyCollection
 
 from degradation import figures
-from degradation.responses import DEFINITION
+from degradation.analysis.responses import DEFINITION
 from degradation.runs.results import load_sweep
 from degradation.runs.rundir import RunDir
 from conftest import main_refuses

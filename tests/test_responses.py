@@ -6,7 +6,8 @@ from torch import nn
 
 from degradation.data.cifar10 import CifarLoader, Split
 from degradation.nets.cifar import CifarNet
-from degradation.responses import RecordResponses, eager_copy, response_layers, response_stds
+from degradation.analysis.responses import eager_copy, response_layers, response_stds
+from degradation.training.callbacks import RecordResponses
 from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, compose_config, main_refuses
 
@@ -133,7 +134,7 @@ def test_batches_follow_the_network_to_its_device_in_float32():
     (["{tmp}/last.ckpt", "--batch", "9"], "error: unrecognized arguments: --batch 9"),
 ])
 def test_the_responses_command_refuses_bad_input_with_one_line(tmp_path, capsys, args, words):
-    from degradation import responses
+    from degradation.analysis import responses
 
     line = main_refuses(responses.main, [arg.format(tmp=tmp_path) for arg in args], capsys)
     assert line.startswith(words.format(tmp=tmp_path)), line

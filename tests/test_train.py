@@ -92,7 +92,7 @@ def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_trainin
     written = run.read_responses()
     assert len(written) == 7  # depth 8: one 3x3 conv in the stem, two in each of 3 blocks
     run.responses_path.unlink()
-    result = subprocess.run([sys.executable, "-m", "degradation.responses", str(run.last_checkpoint)],
+    result = subprocess.run([sys.executable, "-m", "degradation.analysis.responses", str(run.last_checkpoint)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert run.read_responses() == pytest.approx(written, rel=1e-6)

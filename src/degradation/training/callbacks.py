@@ -1,4 +1,5 @@
-"""The Lightning side of a run: its metrics.csv logger, the lock heartbeat, checkpoint on preemption."""
+"""The Lightning side of a run: its metrics.csv logger, the lock heartbeat, checkpoint on preemption, Figure 7's
+responses when training ends."""
 
 import logging
 import os
@@ -9,7 +10,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from degradation.runs.rundir import MetricsWriter
+from degradation.analysis.responses import DEFINITION, eager_copy, response_stds
+from degradation.runs.rundir import MetricsWriter, RunDir
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM sends before it preempts or times out a job
@@ -97,3 +99,20 @@ class CheckpointOnSignal(pl.Callback):
         for signum, handler in self.previous_handlers.items():
             signal.signal(signum, handler)
         self.previous_handlers = {}
+
+
+class RecordResponses(pl.Callback):
+    """Writes responses.json when training ends, while the Trainer still holds the run's device.
+
+    Why a callback and not code after fit(): Lightning's teardown moves the module back to the CPU
+    when fit() returns, while the test batches live on the run's device (the crash of every GPU run).
+    Measured on an eager copy of the trained network placed on the run's device.
+    """
+
+    def __init__(self, run_dir: RunDir):
+        self.run_dir = run_dir
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module) -> None:
+        net = eager_copy(pl_module).to(trainer.strategy.root_device)
+        stds = response_stds(net, trainer.datamodule.test_loader())
+        self.run_dir.write_responses(DEFINITION, stds, trainer.global_step)

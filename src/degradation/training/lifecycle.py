@@ -15,13 +15,12 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from degradation.training import build
 from degradation.runs import tracking
-from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted
+from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordResponses
 from degradation.runs.checkpoints import readable_checkpoint
 from degradation.training.config import check_config, config_differences
 from degradation.errors import UserError
 from degradation.runs.lock import RunLock
 from degradation.training.module import Diverged
-from degradation.responses import RecordResponses
 from degradation.runs.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RunDir
 from degradation.training.summary import finish_summary, start_summary, wandb_run_id
 
