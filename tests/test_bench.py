@@ -87,7 +87,7 @@ def test_an_mps_daemon_that_will_not_start_is_a_row_and_the_timings_before_it_ar
     GPUs it cannot name) must not throw away the bench's minutes of timings."""
     import os
 
-    from degradation import gpu_sharing
+    from degradation.sweeps import gpu_sharing
 
     control = tmp_path / gpu_sharing.CONTROL
     control.write_text("#!/bin/sh\necho 'permission denied' >&2\nexit 1\n")

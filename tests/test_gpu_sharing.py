@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from degradation import gpu_sharing
+from degradation.sweeps import gpu_sharing
 from conftest import compose_config
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from degradation.runs import results, tracking
-from degradation import sweep
+from degradation.sweeps import table as sweep
 from degradation.training.checkpoint_io import AtomicCheckpointIO
 from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, compose_config

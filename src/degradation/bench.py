@@ -36,7 +36,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import gpu_sharing, loops
+from degradation.sweeps import gpu_sharing
+from degradation import loops
 from degradation.training import progress, speed
 from degradation.runs import provenance
 from degradation.runs.provenance import pick_device

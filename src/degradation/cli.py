@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation import gpu_sharing
+from degradation.sweeps import gpu_sharing
 from degradation.training import lifecycle
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with

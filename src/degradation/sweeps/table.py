@@ -44,7 +44,7 @@ class SweepTable(Callback):
     Hydra turns a callback's exception into a warning, so a refusal exits here, with one line."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        from degradation.sweep_check import describe, plan_sweep  # composes configs: only in the launching process
+        from degradation.sweeps.check import describe, plan_sweep  # composes configs: only in the launching process
 
         try:
             plan, notes = plan_sweep(config)

@@ -1,0 +1,1 @@
+"""A sweep of runs: every job checked before the first starts (check), GPUs shared by parallel jobs (gpu_sharing), the end-of-sweep table and exit status (table)."""
