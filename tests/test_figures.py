@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from degradation import figures
+from degradation.report import figures
 from degradation.analysis.responses import DEFINITION
 from degradation.runs.results import load_sweep
 from degradation.runs.rundir import RunDir

@@ -2,7 +2,7 @@ import time
 
 import numpy as np
 
-from degradation import figures
+from degradation.report import figures
 from degradation.runs.results import STEP_KEY, load_sweep, load_wandb_sweep
 from synthetic_sweep import STEPS, known_error, write_run, write_sweep
 

@@ -69,7 +69,7 @@ def test_a_2x2_joblib_sweep_shares_the_gpu_and_its_figures_are_made(tmp_path, gp
     for arch in ("plain", "resnet"):
         for seed in (0, 1):
             assert_completed_on_the_gpu(run_dir(tmp_path, "grid", arch, seed))
-    figures = subprocess.run([sys.executable, "-m", "degradation.figures", "--sweep", "runs/grid", "--ylim", "auto"],
+    figures = subprocess.run([sys.executable, "-m", "degradation.report.figures", "--sweep", "runs/grid", "--ylim", "auto"],
                              cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert figures.returncode == 0, figures.stderr[-3000:]
     made = {path.name for path in (tmp_path / "figures/grid").iterdir()}
