@@ -7,14 +7,14 @@ import sys
 import pytest
 import torch
 
-from degradation import bench as degradation_bench
+from degradation.bench import measure as degradation_bench
 from conftest import main_refuses, subprocess_env
 
 TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "16", "--train-size", "256"]
 
 
 def bench(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "degradation.bench", *TINY_BENCH, "--out", str(tmp_path), *args],
+    return subprocess.run([sys.executable, "-m", "degradation.bench.measure", *TINY_BENCH, "--out", str(tmp_path), *args],
                           cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
 
 

@@ -81,7 +81,7 @@ def test_the_bench_runs_every_path_on_the_gpu_at_a_tiny_size(tmp_path):
     args = ["--depths", "8", "--steps", "3", "--warmup", "2", "--rounds", "1", "--batch-size", "128",
             "--train-size", "1024", "--switches", "cuda_graphs,tf32,channels_last", "--share", "2", "--out", str(tmp_path)]
     device = ["trainer.accelerator=cpu"] if ON_CPU else []
-    result = subprocess.run([sys.executable, "-m", "degradation.bench", *args, *device], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "degradation.bench.measure", *args, *device], cwd=tmp_path,
                             env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     [report_path] = tmp_path.glob("*/bench*.json")

@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from degradation.sweeps import gpu_sharing
-from degradation import loops
+from degradation.bench import loops
 from degradation.training import progress, speed
 from degradation.runs import provenance
 from degradation.runs.provenance import pick_device

@@ -1,0 +1,5 @@
+"""`python -m degradation.bench` (`make bench`)."""
+
+from degradation.bench.measure import main
+
+main()
