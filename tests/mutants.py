@@ -311,6 +311,11 @@ MUTATIONS = [
              "src/degradation/training/config.py", "        elif ABSENT in (before, after) and ADDED_KEYS.get(path, ABSENT) in (before, after):\n",
              "        elif before is ABSENT and ADDED_KEYS.get(path, ABSENT) == after:\n",
              "tests/test_config.py::test_runs_recorded_with_another_familys_keys_still_match_the_same_command"),
+    # --- the layout (issue 22) --------------------------------------------------------------------------
+    Mutation("an analysis imports training (an upward import)",
+             "src/degradation/analysis/responses.py", "from degradation.runs.checkpoints import load\n",
+             "from degradation.runs.checkpoints import load\nfrom degradation.training import module  # noqa: F401\n",
+             "tests/test_layers.py::test_imports_only_run_downwards"),
     # --- the GPUs, Macs and clusters where users train (issue 21) -----------------------------------------
     Mutation("MPS: the daemon started with GPUs named by index, the jobs keep physical ids (issue 21)",
              "src/degradation/sweeps/gpu_sharing.py", "        name_gpus_by_uuid()  # the daemon and the jobs", "        pass  # the daemon and the jobs",

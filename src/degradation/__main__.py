@@ -1,3 +1,3 @@
-from degradation.train import main
+from degradation.cli import main
 
 main()
