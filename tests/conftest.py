@@ -10,7 +10,7 @@ from degradation.training.config import compose_config as compose_real_config
 from fake_cifar import write_fake_cifar
 
 # Tests compare runs byte for byte. A CPU run is repeatable as it is; on a GPU that takes
-# deterministic kernels (the README's resume promise on a GPU), so the suite asks for them there.
+# deterministic kernels (the resume promise on a GPU, docs/speed-and-gpu.md), so the suite asks for them there.
 REPEATABLE = ["trainer.deterministic=true"] if torch.cuda.is_available() else []
 # Small enough for a few seconds on 2 CPU cores: depth 8, batch 16, 10 steps per epoch.
 TINY_RUN = [

@@ -4,7 +4,7 @@ Each mutation below changes one line of the product in a scratch copy of the che
 test that should catch it; the mutation is caught when that test fails. Prints one line per mutation
 (caught / SURVIVED / STALE, when the line to change is no longer in the file) and exits 1 unless every
 mutation is caught. The list is the one home of "which test guards which promise": add a line here with
-every promise the README makes.
+every promise the README and docs/ make.
 """
 
 import argparse
@@ -30,7 +30,7 @@ class Mutation:
 
 
 MUTATIONS = [
-    # --- reliability (README "Reliability") ---------------------------------------------------------------
+    # --- reliability (docs/reliability.md) ------------------------------------------------------------------
     Mutation("checkpoints written in place, no temporary file, no previous.ckpt",
              "src/degradation/training/checkpoint_io.py", "        write_atomically(path, buffer.getvalue(), keep_previous_as=path.with_name(PREVIOUS_CHECKPOINT))\n",
              "        path.write_bytes(buffer.getvalue())\n",

@@ -10,7 +10,7 @@ import yaml
 from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import REPEATABLE, TINY_RUN, run_train
 
-# Every key the README's run-directory table documents for a completed run without a validation split.
+# Every key docs/run-directory.md's table documents for a completed run without a validation split.
 SUMMARY_FIELDS = {
     "arch", "family", "depth", "shortcut", "seed", "params", "residual_twin_params", "steps", "max_steps", "status",
     "final_test_err", "final_test_loss", "final_train_err", "final_train_loss", "wall_time_s", "train_images_per_s", "warmup_s", "capture_s",

@@ -101,7 +101,7 @@ def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes
     assert config_differences(old, new) == ["optim.lr: 0.1 -> 0.05"]
 
 
-# What the README says may differ when a run is resumed: where and how it executes, not what it computes.
+# What docs/run-directory.md says may differ when a run is resumed: where and how it executes, not what it computes.
 RESUME_MAY_CHANGE = ["data.root=/elsewhere", "data.download=false", "data.eval_batch_size=500", "trainer.accelerator=cpu",
                      "trainer.devices=[1]", "trainer.progress_bar=true", "logger=wandb"]
 
@@ -166,7 +166,7 @@ def test_runs_recorded_with_another_familys_keys_still_match_the_same_command():
 
 
 def test_a_users_own_config_folder_adds_experiments_on_top_of_the_shipped_ones(tmp_path):
-    """The README's way to add an experiment without touching the checkout or an installed package: a folder of
+    """docs/protocol.md's way to add an experiment without touching the checkout or an installed package: a folder of
     the user's on Hydra's search path (`hydra.searchpath=[file://my_conf]`), composed with the shipped conf/."""
     from conftest import run_train
 
