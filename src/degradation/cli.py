@@ -10,8 +10,10 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.types import RunMode
+from hydra_plugins.degradation_launcher.slurm_launcher import SlurmLauncher
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
@@ -48,6 +50,11 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
             exit_with(UserError(message), code=1)
         log.error("run failed: %s", message)
     except UserError as error:
+        if in_sweep and os.environ.get("SUBMITIT_EXECUTOR"):
+            # A job of its own (SLURM, submitit_local) cannot stop the others: the run records why it failed.
+            lifecycle.record_failure(cfg, run_dir, error)
+            log.error("run failed: %s", error)
+            return None
         # Bad input stops a sweep too, before hours go into the other jobs. Exiting here, not in
         # main(), also keeps Hydra from adding lines of its own.
         run_dir.discard_if_empty(runs_root=Path(cfg.runs_root))
@@ -63,6 +70,7 @@ def main() -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         os.environ["DEGRADATION_TRACEBACK"] = "1"  # the user asked for full tracebacks
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let config errors reach us instead of Hydra's multi-line report
+    Plugins.instance().register(SlurmLauncher)  # Hydra's own scan misses it in an editable install
     try:
         hydra_entry()
     except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:

@@ -6,11 +6,13 @@
     kill-metrics:K       SIGKILL with only the first character of the K-th metrics row written
     signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
     signal-eval:K:SIG    send SIGTERM or SIGUSR1 to itself during the first batch of the K-th evaluation
-    wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min)
+    wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min);
+                         creates the file named by REACHED (if set) when it starts waiting
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
 
-Used by the reliability tests as `python faults.py <overrides>`; the training code is untouched.
+Used by the reliability tests as `python faults.py <overrides>`, and inside SLURM jobs through
+tests/slurm/site/sitecustomize.py; the training code is untouched.
 """
 
 import errno
@@ -148,8 +150,8 @@ def install(fault: str) -> None:
     elif kind == "signal-eval":
         during_evaluation(count, signal_self(rest[0]))
     elif kind == "wait-step":
-        release = Path(os.environ["RELEASE"])
-        during_step(count, lambda: wait_for(release))
+        release, reached = Path(os.environ["RELEASE"]), os.environ.get("REACHED")
+        during_step(count, lambda: (reached and Path(reached).touch(), wait_for(release)))
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
                     "enospc-checkpoint": no_space_for_checkpoint}[kind]

@@ -57,7 +57,9 @@ def test_a_dry_run_writes_nothing_and_ends_with_its_plan(finished_sweep, fake_ci
 
 
 def test_a_launcher_that_needs_slurm_is_refused_where_there_is_none(tmp_path, fake_cifar_root, monkeypatch):
-    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no sbatch
+    no_programs = tmp_path / "empty-bin"
+    no_programs.mkdir()
+    monkeypatch.setenv("PATH", str(no_programs))  # no sbatch, even on a cluster's login node or with SLURM installed
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "experiment=sweep_quick", "logger=csv",
                        "launcher=slurm", "dry_run=true", cwd=tmp_path)
     assert "submits jobs with sbatch, which is not on this machine's PATH" in refusal(result)

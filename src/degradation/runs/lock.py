@@ -1,8 +1,9 @@
 """One process at a time per run directory.
 
 The lock is a file created atomically (O_EXCL) that names its holder. It is stale when its process
-is gone (same host) or when its heartbeat stopped (another host, e.g. a requeued SLURM job):
-the holder refreshes the file's mtime while training.
+is gone (same host), when its heartbeat stopped (another host): the holder refreshes the file's mtime
+while training, or when its holder was an earlier start of this SLURM job (SLURM runs one start of
+a job at a time: a requeued job takes over its own lock at once, on any host).
 """
 
 import json
@@ -24,6 +25,8 @@ class RunLocked(Exception):
 
 
 def holder_alive(holder: dict, lock_path: Path) -> bool:
+    if holder.get("slurm_job") and holder.get("slurm_job") == os.environ.get("SLURM_JOB_ID"):
+        return False  # an earlier start of this requeued job
     if holder.get("host") != socket.gethostname():
         return time.time() - lock_path.stat().st_mtime < STALE_AFTER_S
     try:
@@ -41,7 +44,7 @@ class RunLock:
 
     def acquire(self) -> None:
         """Takes the lock, replacing a stale one; raises RunLocked if a live process holds it."""
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job": os.environ.get("SLURM_JOB_ID")}
         while True:
             try:
                 descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

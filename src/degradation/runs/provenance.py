@@ -1,6 +1,7 @@
 """Where a result came from: library versions, the git commit of the harness, the device (which one a run uses,
-and its name)."""
+and its name), the SLURM job it trained in."""
 
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -47,3 +48,18 @@ def pick_device(accelerator: str = "auto") -> torch.device:
     """The device a run's Trainer would pick for this accelerator, for work outside a Trainer."""
     wants_gpu = accelerator in ("auto", "gpu", "cuda")
     return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
+def slurm_job() -> dict[str, str] | None:
+    """The SLURM job this process runs in (an array task as <array>_<task>, as sacct and submitit name it) and,
+    under submitit, the job's log; None outside SLURM."""
+    if "SLURM_JOB_ID" not in os.environ:
+        return None
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    job = {"job_id": f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]}
+    if os.environ.get("SUBMITIT_FOLDER"):
+        from submitit.core.utils import JobPaths
+
+        paths = JobPaths(os.environ["SUBMITIT_FOLDER"], job_id=job["job_id"], task_id=int(os.environ.get("SLURM_PROCID", 0)))
+        job["log"] = str(paths.stderr)
+    return job

@@ -14,7 +14,7 @@ from degradation.analysis.responses import DEFINITION, eager_copy, response_stds
 from degradation.runs.rundir import MetricsWriter, RunDir
 
 log = logging.getLogger(__name__)
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)  # what SLURM sends before it preempts or times out a job
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # what SLURM and submitit send ahead of a preemption or time limit
 
 
 class MetricsCsvLogger(Logger):
@@ -60,17 +60,17 @@ class Preempted(SystemExit):
 
 
 class CheckpointOnSignal(pl.Callback):
-    """On SIGTERM or SIGUSR1: finish the current step, save last.ckpt, and stop.
+    """On SIGTERM, SIGUSR1 or SIGUSR2: finish the current step, save last.ckpt, and stop.
 
     Lightning already turns SIGTERM into a SIGTERMException raised after the step's hooks,
-    evaluation and logging; SIGUSR1 is routed into the same path. The checkpoint is written when
+    evaluation and logging; SIGUSR1 and SIGUSR2 are routed into the same path. The checkpoint is written when
     that exception passes through on_exception, where the step, its metrics rows and the loader
     position agree, so the rerun (submitit's requeue, or by hand) continues exactly there.
     """
 
     def __init__(self, path):
         self.path, self.signum = path, None
-        self.previous_handlers = {}
+        self.previous_handlers, self.fitting = {}, False
 
     @property
     def signal_name(self) -> str | None:
@@ -78,16 +78,30 @@ class CheckpointOnSignal(pl.Callback):
 
     def on_fit_start(self, trainer, pl_module) -> None:
         # Installed before Lightning registers its SIGTERM handler, which then calls this one too.
+        self.fitting = True
         for signum in PREEMPTION_SIGNALS:
             self.previous_handlers[signum] = signal.signal(signum, self.received)
 
     def received(self, signum, frame) -> None:
+        if not self.fitting:
+            return self.pass_on(signum, frame)
         if self.signum is None:
             self.signum = signum
         if signum != signal.SIGTERM:
             os.kill(os.getpid(), signal.SIGTERM)  # Lightning's stop-after-this-step path
 
+    def pass_on(self, signum, frame) -> None:
+        """After the fit, a signal goes to the handler from before it (submitit's, which requeues a SLURM job on
+        SIGUSR2): Lightning puts this handler back when it tears down, as it found it registered."""
+        handler = self.previous_handlers.get(signum, signal.SIG_DFL)
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self.fitting = False  # Lightning calls no teardown hook after an exception
         if not isinstance(exception, SIGTERMException) or self.signum is None:
             return
         if trainer.validating:  # half an evaluation is no state to resume from
@@ -96,9 +110,10 @@ class CheckpointOnSignal(pl.Callback):
         trainer.save_checkpoint(self.path)
 
     def teardown(self, trainer, pl_module, stage: str) -> None:
+        self.fitting = False
         for signum, handler in self.previous_handlers.items():
-            signal.signal(signum, handler)
-        self.previous_handlers = {}
+            if signal.getsignal(signum) == self.received:
+                signal.signal(signum, handler)
 
 
 class RecordResponses(pl.Callback):

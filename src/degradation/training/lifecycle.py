@@ -14,15 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from degradation.training import build
-from degradation.runs import tracking
+from degradation.runs import provenance, tracking
 from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordResponses
 from degradation.runs.checkpoints import readable_checkpoint
 from degradation.training.config import check_config, config_differences
-from degradation.errors import UserError
+from degradation.errors import UserError, one_line
 from degradation.runs.lock import RunLock
 from degradation.training.module import Diverged
 from degradation.runs.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RunDir
-from degradation.training.summary import finish_summary, start_summary, wandb_run_id
+from degradation.training.summary import finish_summary, now, start_summary, wandb_run_id
 
 log = logging.getLogger("degradation.train")
 
@@ -140,6 +140,19 @@ def record_end(run_dir: RunDir, summary: dict, wandb_logger) -> None:
     except OSError as error:
         log.warning("could not record status %s in %s: %s", summary["status"], run_dir.summary_path, error)
     tracking.finish(wandb_logger, {"status": summary["status"]}, exit_code=1)
+
+
+def record_failure(cfg: DictConfig, run_dir: RunDir, error: Exception) -> None:
+    """A run that could not start, in a job that nobody watches (a SLURM job): a summary says failed and why, so
+    the sweep's table reports it and a rerun tries again. A run that has a summary keeps it (its status already
+    says it did not finish; another config's run is never touched)."""
+    if run_dir.read_summary() is not None:
+        return
+    run_dir.write_summary({
+        "arch": cfg.model.arch, "family": cfg.model.family, "depth": cfg.model.depth, "seed": cfg.seed, "steps": 0,
+        "max_steps": cfg.trainer.max_steps, "status": FAILED, "error": one_line(error), "started_at": now(),
+        "slurm": provenance.slurm_job(), "config": OmegaConf.to_container(cfg, resolve=True),
+    })
 
 
 def resume_point(run_dir: RunDir) -> str | None:

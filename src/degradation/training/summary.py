@@ -40,6 +40,7 @@ def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, conf
         "math": precision.math_in_force(trainer.precision),  # what Lightning runs, read back
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
+        "slurm": provenance.slurm_job(),
         "command": " ".join(["python -m degradation.train", *sys.argv[1:]]),
         "config": config,
         "wandb": wandb_run,
