@@ -2,7 +2,8 @@
 
 Each mutation below changes one line of the product in a scratch copy of the checkout and runs the
 test that should catch it; the mutation is caught when that test fails. Prints one line per mutation
-(caught / SURVIVED / STALE, when the line to change is no longer in the file) and exits 1 unless every
+(caught / SURVIVED / SKIPPED, when its test skipped, e.g. the SLURM tests without a cluster: start one with
+tests/slurm/cluster.sh / STALE, when the line to change is no longer in the file) and exits 1 unless every
 mutation is caught. The list is the one home of "which test guards which promise": add a line here with
 every promise the README and docs/ make.
 """
@@ -380,6 +381,43 @@ MUTATIONS = [
     Mutation("Figure 7's responses accumulated in float64 on the device (none on Apple's MPS) (issue 21)",
              "src/degradation/analysis/responses.py", "            values = output.detach().float()\n", "            values = output.detach().double()\n",
              "tests/analysis/test_responses.py::test_responses_never_make_a_float64_tensor"),
+    # --- SLURM (issue 23, docs/sweeps.md#slurm): against the real one-node cluster of tests/slurm/cluster.sh ----------
+    Mutation("a job SLURM leaves running after a preemption signal is not requeued (issue 23)",
+             "src/degradation/sweeps/slurm.py", '    if state != "RUNNING":\n', "    if True:\n",
+             "tests/slurm/test_slurm_sweeps.py::test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs"),
+    Mutation("SIGUSR2 (submitit's time-limit signal) stops the run mid-step, without a checkpoint (issue 23)",
+             "src/degradation/training/callbacks.py", "(signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)", "(signal.SIGTERM, signal.SIGUSR1)",
+             "tests/slurm/test_slurm_sweeps.py::test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs"),
+    Mutation("after the fit, a signal no longer reaches submitit's handler (issue 23)",
+             "src/degradation/training/callbacks.py", "            return self.pass_on(signum, frame)\n", "            return None\n",
+             "tests/slurm/test_slurm_sweeps.py::test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs"),
+    Mutation("the lock is not released when a job is cancelled (issue 23)",
+             "src/degradation/training/lifecycle.py", "    finally:\n        lock.release()\n", "    finally:\n        pass\n",
+             "tests/slurm/test_slurm_sweeps.py::test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it"),
+    Mutation("a job that ends without a result stops the sweep with a traceback (issue 23)",
+             "src/degradation/sweeps/slurm.py", "    except (UncompletedJobError, FailedJobError):\n        returned",
+             "    except ZeroDivisionError:\n        returned",
+             "tests/slurm/test_slurm_sweeps.py::test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it"),
+    Mutation("a rerun queues the finished runs again (issue 23)",
+             "src/degradation/sweeps/slurm.py", '    return planned_action(cfg, run_dir) in ("train", "resume")\n', "    return True\n",
+             "tests/slurm/test_slurm_sweeps.py::test_make_sweep_cifar_on_slurm_ends_as_the_same_grid_trained_here"),
+    Mutation("sbatch's refusal is a traceback (issue 23)",
+             "src/degradation/sweeps/slurm.py", "    except (FailedJobError, subprocess.CalledProcessError, OSError) as refused:",
+             "    except ZeroDivisionError as refused:",
+             "tests/slurm/test_slurm_sweeps.py::test_a_gpu_request_on_a_cluster_without_gpus_is_one_error_line"),
+    Mutation("a run that fails inside a SLURM job leaves no trace in the table (issue 23)",
+             "src/degradation/cli.py", '        if in_sweep and os.environ.get("SUBMITIT_EXECUTOR"):', "        if False:",
+             "tests/slurm/test_slurm_sweeps.py::test_a_job_that_fails_on_the_cluster_is_reported_with_its_error_and_log"),
+    Mutation("two sweeps on one cluster train a run twice (no lock) (issue 23)",
+             "src/degradation/training/lifecycle.py", "    lock.acquire()  # two processes never train one run directory\n",
+             "    pass\n",
+             "tests/slurm/test_slurm_sweeps.py::test_two_sweeps_submitted_at_once_train_each_run_once"),
+    Mutation("a job that never started is left out of the sweep table (issue 23)",
+             "src/degradation/sweeps/table.py", "    runs.update({path: RunDir(path) for path in planned if path not in runs})\n", "",
+             "tests/sweeps/test_table.py::test_every_planned_run_is_in_the_table_and_one_that_never_started_counts_as_failed"),
+    Mutation("a requeued job waits 15 minutes for the lock of its own earlier start (issue 23)",
+             "src/degradation/runs/lock.py", '        return False  # an earlier start of this requeued job\n', "        pass\n",
+             "tests/runs/test_lock.py::test_a_requeued_slurm_job_takes_over_the_lock_of_its_earlier_start_at_once"),
 ]
 
 
@@ -418,8 +456,8 @@ def verdict(mutation: Mutation) -> str:
         if not apply(mutation, tree):
             return "STALE"
         result = run_test(mutation, tree)
-        if result.returncode == 0:
-            return "SURVIVED"
+        if result.returncode == 0:  # a skipped test (no SLURM cluster here) proves nothing either
+            return "SKIPPED" if " skipped" in result.stdout and " passed" not in result.stdout else "SURVIVED"
         return "caught" if " failed" in result.stdout or " error" in result.stdout else f"ERROR (pytest exit {result.returncode})"
 
 

@@ -44,6 +44,19 @@ def test_a_lock_from_another_host_is_live_until_its_heartbeat_stops(tmp_path):
     assert json.loads(lock.path.read_text())["host"] == socket.gethostname()
 
 
+def test_a_requeued_slurm_job_takes_over_the_lock_of_its_earlier_start_at_once(tmp_path, monkeypatch):
+    """SLURM runs one start of a job at a time: a lock of the same job, from another node with a fresh heartbeat,
+    was left by a start that is gone. Another job's lock from there still holds."""
+    lock = RunLock(tmp_path)
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    lock.path.write_text(json.dumps({"pid": 1, "host": "node7", "slurm_job": "40"}))
+    with pytest.raises(RunLocked, match="node7"):
+        lock.acquire()
+    lock.path.write_text(json.dumps({"pid": 1, "host": "node7", "slurm_job": "41"}))
+    lock.acquire()
+    assert json.loads(lock.path.read_text()) == {"pid": os.getpid(), "host": socket.gethostname(), "slurm_job": "41"}
+
+
 def test_release_leaves_someone_elses_lock_alone(tmp_path):
     lock = RunLock(tmp_path)
     lock.path.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))

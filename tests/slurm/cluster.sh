@@ -75,7 +75,7 @@ SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdParameters=config_overrides
 AuthType=auth/munge
-AuthInfo=socket=$ROOT/munge-socket/munge.socket,cred_expire=10
+AuthInfo=socket=$ROOT/munge-socket/munge.socket,cred_expire=5
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
@@ -85,6 +85,7 @@ AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePass=$ROOT/munge-socket/munge.socket
 JobCompType=jobcomp/none
+SchedulerParameters=sched_interval=1,bf_interval=1
 MpiDefault=none
 ReturnToService=2
 StateSaveLocation=$ROOT/state

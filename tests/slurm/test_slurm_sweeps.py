@@ -3,6 +3,7 @@ submitted, preempted, requeued, cancelled, shared by two sweeps, failing. Skippe
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -42,8 +43,10 @@ def tiny(fake_cifar_root, *overrides) -> list[str]:
 
 
 def start_sweep(cwd: Path, slurm: dict, *args: str, **env: str) -> subprocess.Popen:
+    """A sweep of tiny jobs, in the background; sbatch hands its environment (FAULT, PYTHONPATH) to the jobs."""
+    python_path = os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(train_command("-m", *args, *SMALL_JOBS), cwd=cwd, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=subprocess_env(**slurm, PYTHONPATH=str(SITE), **env))
+                            stderr=subprocess.STDOUT, env=subprocess_env(**slurm, PYTHONPATH=python_path, **env))
 
 
 def finish(sweep: subprocess.Popen) -> tuple[int, str]:
@@ -67,6 +70,15 @@ def wait_until_past_step(run: Path, step: int, sweep: subprocess.Popen) -> str:
             return summary(run)["slurm"]["job_id"]
         time.sleep(0.2)
     raise AssertionError(f"{run} never reached step {step}: {finish(sweep)[1][-3000:] if sweep.poll() else ''}")
+
+
+def stopped_and_resumed_at(run: Path) -> int:
+    """The step a run stopped at on a signal (the one it was in when the signal came: 9 or 10), which must be the
+    step its next start resumed from: no work lost."""
+    log = (run / "train.log").read_text()
+    stopped, resumed = re.search(r"stopped by SIG\w+ at step (\d+)", log), re.search(r"from last.ckpt \(step (\d+)\)", log)
+    assert stopped and resumed and stopped.group(1) == resumed.group(1), log[-3000:]
+    return int(stopped.group(1))
 
 
 def same_metrics(run: Path, reference: Path) -> bool:
@@ -96,7 +108,7 @@ def test_make_sweep_cifar_on_slurm_ends_as_the_same_grid_trained_here(slurm, tmp
 
     again = subprocess.run(make, cwd=ROOT, env=subprocess_env(**slurm), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "as SLURM array" not in again.stdout + again.stderr
-    assert "2 of 2 runs already finished: not submitted" in again.stdout + again.stderr
+    assert "2 of 2 runs finished or being trained elsewhere: not submitted" in again.stdout + again.stderr
 
 
 def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(slurm, tmp_path, fake_cifar_root,
@@ -119,7 +131,7 @@ def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(sl
     assert table_rows(output, "runs/preempted") == {f"resnet-8/seed={seed}": "completed" for seed in ways}
     for seed, run in runs.items():
         assert output.count(f"SLURM job {jobs[seed]} (") >= 1  # the sweep said it was requeued
-        assert "resuming" in (run / "train.log").read_text() and summary(run)["resumed"]
+        assert stopped_and_resumed_at(run) >= 9 and summary(run)["resumed"]
         assert same_metrics(run, local_runs / f"resnet-8/seed={seed}"), seed
 
 
@@ -138,11 +150,11 @@ def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(
     assert table_rows(output, "runs/cancelled") == {"resnet-8/seed=0": "interrupted"}
     assert f"SLURM job {job}, log " in output and "1 run(s) failed" in output
     assert not (run / ".lock").exists()
-    assert summary(run)["steps"] == 9  # stopped after the step it was in, with a checkpoint there
+    stopped_at = summary(run)["steps"]
 
     code, output = finish(start_sweep(tmp_path, slurm, *args))
     assert code == 0, output[-4000:]
-    assert "from last.ckpt (step 9)" in (run / "train.log").read_text()
+    assert stopped_and_resumed_at(run) == stopped_at >= 9
     assert same_metrics(run, local_runs / "resnet-8/seed=0")
 
 
@@ -156,6 +168,15 @@ def test_two_sweeps_submitted_at_once_train_each_run_once(slurm, tmp_path, fake_
         log = (run / "train.log").read_text()
         assert log.count("run directory ") == 1, log  # trained by one job; the other skipped it
         assert same_metrics(run, local_runs / f"resnet-8/seed={seed}")
+
+
+def test_a_gpu_request_on_a_cluster_without_gpus_is_one_error_line(slurm, tmp_path, fake_cifar_root):
+    """The preset asks for a GPU per run; this cluster has none: sbatch's refusal, said once, nothing queued."""
+    result = run_train("-m", *tiny(fake_cifar_root, "seed=0", "name=gpu"), "launcher=slurm", cwd=tmp_path, **slurm)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and lines[-1].startswith("error: sbatch refused the sweep's jobs: Invalid generic "
+                                                          "resource (gres) specification"), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not any("sbatch: error" in line for line in lines)
 
 
 def test_a_job_that_fails_on_the_cluster_is_reported_with_its_error_and_log(slurm, tmp_path, fake_cifar_root):

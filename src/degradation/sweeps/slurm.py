@@ -32,7 +32,7 @@ from degradation.training.callbacks import Preempted
 from degradation.training.lifecycle import planned_action
 
 log = logging.getLogger(__name__)
-POLL_S = 1.0  # how often the sweep looks at its jobs (submitit asks sacct less often, backing off to 10 min)
+POLL_S = 2.0  # how often the sweep looks at its jobs (submitit asks sacct less often, backing off to 10 min)
 EXECUTOR_KEYS = ("submitit_folder", "max_num_timeout")  # the executor's own arguments, not sbatch's
 
 
@@ -50,9 +50,10 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     sweep_dir = Path(str(launcher.config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     returns = [JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED) for overrides in job_overrides]
-    todo = [number for number, overrides in enumerate(job_overrides) if not finished(launcher.config, overrides)]
+    todo = [number for number, overrides in enumerate(job_overrides) if needs_a_job(launcher.config, overrides)]
     if len(todo) < len(job_overrides):
-        log.info("%d of %d runs already finished: not submitted", len(job_overrides) - len(todo), len(job_overrides))
+        log.info("%d of %d runs finished or being trained elsewhere: not submitted", len(job_overrides) - len(todo),
+                 len(job_overrides))
     if not todo:
         return returns
     job_args = [(list(job_overrides[number]), "hydra.sweep.dir", initial_job_idx + number, f"job_id_for_{number}",
@@ -72,11 +73,12 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     return returns
 
 
-def finished(config, overrides) -> bool:
-    """Whether the job's run is already completed (or diverged): a rerun of a sweep does not queue it again."""
+def needs_a_job(config, overrides) -> bool:
+    """Whether the job's run has training left that nobody is doing: a finished run (a rerun of the sweep) or one a
+    live process trains is not queued again."""
     hydra_overrides = list(OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False))
     cfg, run_dir = compose_job(list(overrides), hydra_overrides)
-    return planned_action(cfg, run_dir).startswith("skip")
+    return planned_action(cfg, run_dir) in ("train", "resume")
 
 
 def executor(params: dict) -> submitit.AutoExecutor:
@@ -98,19 +100,33 @@ def sbatch_reason(refused: Exception) -> str:
 
 
 def follow(jobs: list, names: list[str]) -> None:
-    """Waits for every job to end, saying when SLURM requeues one (it then resumes from its checkpoint)."""
-    seen = {job.job_id: "PENDING" for job in jobs}
+    """Waits for every job to end, saying when SLURM has requeued one (it then resumes from its checkpoint)."""
+    restarts = dict.fromkeys((job.job_id for job in jobs), 0)
     while True:
         running = [job for job in jobs if not job.done()]
+        counts = restart_counts(jobs[0].job_id.split("_")[0])
         for job, name in zip(jobs, names):
-            state = job.watcher.get_state(job.job_id, mode="cache").split(" ")[0]
-            if state != seen[job.job_id] and (state == "REQUEUED" or (state == "PENDING" and seen[job.job_id] != "PENDING")):
-                log.warning("SLURM job %s (%s) was requeued: it resumes from its last checkpoint when it starts again",
-                            job.job_id, name)
-            seen[job.job_id] = state
+            count = counts.get(job.job_id, restarts[job.job_id])
+            if count > restarts[job.job_id]:
+                log.warning("SLURM job %s (%s) was requeued: it resumes from its last checkpoint", job.job_id, name)
+                restarts[job.job_id] = count
         if not running:
             return
         time.sleep(POLL_S)
+
+
+def restart_counts(array_id: str) -> dict[str, int]:
+    """How often SLURM has started each task of a job array again (scontrol's Restarts; sacct does not keep it)."""
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", "-o", array_id], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    counts = {}
+    for line in shown.stdout.splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        if "Restarts" in fields:
+            counts[f"{fields.get('ArrayJobId')}_{fields.get('ArrayTaskId')}"] = int(fields["Restarts"])
+    return counts
 
 
 def job_return(job, overrides) -> JobReturn:
