@@ -1,4 +1,4 @@
-"""Promise 2: on SIGTERM or SIGUSR1 (what SLURM sends before preemption) a run saves a checkpoint and exits,
+"""Promise 2: on SIGTERM, SIGUSR1 or SIGUSR2 (what SLURM and submitit send before preemption) a run saves a checkpoint and exits,
 and running it again (submitit's requeue, or by hand) ends exactly as an uninterrupted run."""
 
 import signal
@@ -9,20 +9,23 @@ from degradation.runs.checkpoints import checkpoint_step
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
 
 
-@pytest.mark.parametrize("name", ["TERM", "USR1"])
-def test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there(name, tmp_path, fake_cifar_root, straight_run):
+@pytest.mark.parametrize("name, step", [("TERM", 9), ("USR1", 9), ("USR2", 9), ("TERM", 10)],
+                         ids=["TERM", "USR1", "USR2", "TERM-at-an-epochs-last-step"])
+def test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there(name, step, tmp_path, fake_cifar_root,
+                                                                              straight_run):
+    """Step 10 is the last of the first epoch (10 batches): the resumed run goes on in the second."""
     args = tiny(fake_cifar_root, "name=preempted")
-    stopped = run_with_fault(f"signal-step:9:{name}", *args, cwd=tmp_path)
+    stopped = run_with_fault(f"signal-step:{step}:{name}", *args, cwd=tmp_path)
     signum = getattr(signal, f"SIG{name}")
     assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]  # what a shell reports for that signal
     run = run_dir(tmp_path, "preempted")
     summary = run.read_summary()
-    assert summary["status"] == "interrupted" and f"stopped by SIG{name} at step 9" in summary["error"]
-    assert checkpoint_step(run.last_checkpoint) == 9  # not the step-6 evaluation checkpoint: no work lost
+    assert summary["status"] == "interrupted" and f"stopped by SIG{name} at step {step}" in summary["error"]
+    assert checkpoint_step(run.last_checkpoint) == step  # not the step-6 evaluation checkpoint: no work lost
     assert "Traceback" not in stopped.stderr
 
     resumed = run_ok(*args, cwd=tmp_path)
-    assert "from last.ckpt (step 9)" in resumed.stdout + resumed.stderr
+    assert f"from last.ckpt (step {step})" in resumed.stdout + resumed.stderr
     assert_same_results(run, straight_run)
 
 

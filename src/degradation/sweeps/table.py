@@ -32,7 +32,7 @@ def sweep_table(sweep_dir: Path, planned: list[Path] = ()) -> tuple[str, list[st
         run = runs[path]
         summary = run.read_summary() or {"status": NOT_RUN}
         name, status = str(run.path.relative_to(sweep_dir)), summary["status"]
-        if status == RUNNING and RunLock(run.path).live_holder():
+        if status in (RUNNING, NOT_RUN) and RunLock(run.path).live_holder():
             status = "elsewhere"  # another process (a second sweep) is training it right now
         elif status not in FINISHED:  # diverged is a result (plain-110 may), not a failure
             failed.append(name)

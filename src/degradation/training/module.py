@@ -173,7 +173,9 @@ class ClassifierModule(pl.LightningModule):
     def log_row(self, **metrics: float) -> None:
         """Hands metrics for the current iteration to every logger; rows at one step are merged there."""
         self.latest_errors.update({name: value for name, value in metrics.items() if name.endswith("_err")})
-        metrics["epoch"] = self.current_epoch
+        # The epoch of the step just taken, from the step: Lightning's own counter runs one ahead after a resume
+        # from a checkpoint taken at an epoch's last step.
+        metrics["epoch"] = max(self.global_step - 1, 0) // self.trainer.num_training_batches
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)
 
