@@ -189,7 +189,7 @@ MUTATIONS = [
              "src/degradation/training/callbacks.py", "        if now - self.last >= self.every_s:\n", "        if False:\n",
              "tests/test_promises.py::test_the_lock_heartbeat_is_refreshed_while_training"),
     Mutation("a run trained elsewhere is reported as failed",
-             "src/degradation/sweeps/table.py", "        if status == RUNNING and RunLock(run.path).live_holder():\n",
+             "src/degradation/sweeps/table.py", "        if status in (RUNNING, NOT_RUN) and RunLock(run.path).live_holder():\n",
              "        if False:\n",
              "tests/test_promises.py::test_a_run_another_live_process_trains_shows_as_elsewhere_not_failed"),
     Mutation("W&B failing offline too stops the run",
