@@ -15,6 +15,18 @@ OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]
 CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 16 is on disk by then
 
 
+def straight_and_crashed(cfg, tmp_path, monkeypatch) -> tuple[RunDir, RunDir]:
+    """The same config trained straight through, and again crashing at CRASH_AT_STEP (the crash still armed)."""
+    straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
+    for run in (straight, resumed):
+        run.path.mkdir()
+    lifecycle.train(cfg, straight)
+    add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        lifecycle.train(cfg, resumed)
+    return straight, resumed
+
+
 @pytest.mark.parametrize("speed", [
     pytest.param([], id="eager"),
     # speed.compile keeps parameter names, so a compiled run's checkpoint loads into the compiled network again
@@ -24,14 +36,7 @@ CRASH_AT_STEP = 17  # mid-epoch, three steps after the step-14 checkpoint; row 1
 ])
 def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch, speed):
     cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", *speed)
-    straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
-    for run in (straight, resumed):
-        run.path.mkdir()
-    lifecycle.train(cfg, straight)
-
-    add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        lifecycle.train(cfg, resumed)
+    straight, resumed = straight_and_crashed(cfg, tmp_path, monkeypatch)
     assert resumed.read_summary()["status"] == "failed"
     assert max(row["step"] for row in resumed.read_metrics()) == 16  # logged after the checkpoint: dropped on resume
 
@@ -55,13 +60,7 @@ def test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics(t
     loads its checkpoint onto the CPU first and continues the same data stream: the same metrics as a run
     that never stopped (trainer.accelerator and trainer.devices may differ on resume)."""
     cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", "trainer.accelerator=cpu")
-    straight, resumed = RunDir(tmp_path / "straight"), RunDir(tmp_path / "resumed")
-    for run in (straight, resumed):
-        run.path.mkdir()
-    lifecycle.train(cfg, straight)
-    add_callback(monkeypatch, CrashAt(CRASH_AT_STEP))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        lifecycle.train(cfg, resumed)
+    straight, resumed = straight_and_crashed(cfg, tmp_path, monkeypatch)
     monkeypatch.undo()
     for checkpoint in resumed.checkpoint_dir.glob("*.ckpt"):
         as_if_saved_on("cuda:1", checkpoint)
