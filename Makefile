@@ -27,7 +27,7 @@ FIGURE_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick figures bench wandb-sync clean-runs
+.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ sweep-resnets: install ## {plain,residual} x {ResNet-18,34,50} adapted to CIFAR 
 
 sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
 	$(PYTHON) -m degradation.train experiment=sweep_quick $(SWEEP_ARGS)
+
+sweep-cpu: install ## the degradation on a CPU: {plain,resnet} x {20,56}, seeds 0,1, 1000 iterations at lr 0.1, fast CPU path
+	$(PYTHON) -m degradation.train experiment=sweep_cpu $(SWEEP_ARGS)
 
 figures: install ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
 	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)

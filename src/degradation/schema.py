@@ -14,7 +14,8 @@ from omegaconf import MISSING
 
 from degradation.errors import UserError
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")  # Lightning's names
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",  # Lightning's names
+              "auto")  # ours: bf16-mixed where the device has bf16 units, else 32-true (training/precision.py)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
@@ -82,6 +83,7 @@ class OptimConfig:
     warmup: Any = rule(*one_of("auto", True, False))
     warmup_steps: int = rule(*non_negative_int)
     warmup_lr: float = rule(*positive)
+    warmup_shape: str = rule(*one_of("constant", "linear"))
 
 
 @dataclass
@@ -96,6 +98,7 @@ class DataConfig:
     pad: int = rule(*non_negative_int)
     flip: bool = MISSING
     drop_last: bool = MISSING
+    test_size: Optional[int] = rule(lambda v: v is None or (is_int(v) and v > 0), "null (all test images) or an integer > 0")
 
 
 @dataclass

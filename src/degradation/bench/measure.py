@@ -41,7 +41,9 @@ from degradation.bench import loops
 from degradation.training import progress, speed
 from degradation.runs import provenance
 from degradation.runs.provenance import pick_device
-from degradation.training.build import build_datamodule, build_module, build_speed, build_trainer, network_args, optimizer_args
+from degradation.training.build import (build_datamodule, build_module, build_speed, build_trainer, network_args,
+                                        optimizer_args, precision_of)
+from degradation.training.precision import cpu_bf16_units
 from degradation.training.config import check_config, compose_config
 from degradation.data.cifar10 import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
@@ -56,7 +58,8 @@ TEST_SIZE = 256  # the harness evaluates once, after its timed steps; kept small
 SWITCHES = {  # what each row of the switch table overrides, relative to the configured path
     **{name: [f"speed.{name}=true"] for name in speed.SWITCHES},
     "bf16-mixed": ["trainer.precision=bf16-mixed"],
-    "speed=fast": ["speed=fast"],
+    "speed=fast": ["speed=fast"],  # with trainer.precision=auto: bf16 only where the device has bf16 units
+    "speed=fast+bf16": ["speed=fast", "trainer.precision=bf16-mixed"],
     "speed=fast+fp32": ["speed=fast", "trainer.precision=32-true"],  # the fast path without bf16 (CPUs without bf16 units)
 }
 log = logging.getLogger("degradation.bench")
@@ -141,7 +144,7 @@ def measured(cfg: DictConfig, timed) -> tuple[float, str]:
     timer = timed()
     compiled = compiled_graphs() > compiled_before
     release_device_memory()
-    ran = [cfg.trainer.precision, *(["channels_last"] if cfg.speed.channels_last else []),
+    ran = [precision_of(cfg), *(["channels_last"] if cfg.speed.channels_last else []),
            "compiled" if compiled else "eager", *(["CUDA graph"] if timer.graphed else [])]
     return timer.step_s, ", ".join(ran)
 
@@ -153,7 +156,7 @@ def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> tuple[dict[
     timers = {
         "harness": lambda: harness_timer(cfg, train, test, warmup, steps),
         "reference": lambda: loops.reference_timer(net, optim, train, batch_size, device, warmup, steps),
-        "bare": lambda: loops.bare_timer(net, optim, build_speed(cfg), cfg.trainer.precision, batch_size, device,
+        "bare": lambda: loops.bare_timer(net, optim, build_speed(cfg), precision_of(cfg), batch_size, device,
                                          warmup, steps),
     }
     step_s, ran = {}, {}
@@ -379,7 +382,8 @@ def run(args: argparse.Namespace) -> dict:
         "settings": {"warmup": args.warmup, "steps": args.steps, "rounds": args.rounds, "batch_size": args.batch_size,
                      "train_size": args.train_size, "overrides": args.overrides,
                      "precision": first.trainer.precision, "speed": OmegaConf.to_container(first.speed),
-                     "torch_threads": torch.get_num_threads()},
+                     "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
+                     "cpu_bf16_units": cpu_bf16_units()},
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
         "networks": rows,

@@ -237,6 +237,11 @@ class CifarLoader:
         self.epoch, self.next_batch = state["epoch"], state["next_batch"]
 
 
+def first_images(split: Split, size: int | None) -> Split:
+    """The first `size` images (a fixed subset, the same for every run and evaluation); None keeps them all."""
+    return split if size is None or size >= len(split) else split.subset(torch.arange(size))
+
+
 # --- the Lightning data module ----------------------------------------------------------------
 
 
@@ -254,6 +259,7 @@ class CifarDataModule(pl.LightningDataModule):
         pad: int = 4,
         flip: bool = True,
         drop_last: bool = False,
+        test_size: int | None = None,
         seed: int = 0,
     ):
         super().__init__()
@@ -261,13 +267,15 @@ class CifarDataModule(pl.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.val_size, self.split_seed, self.seed = val_size, split_seed, seed
         self.pad, self.flip, self.drop_last = pad, flip, drop_last
+        self.test_size = test_size
         self.train_split: Split | None = None
         self.train_loader: CifarLoader | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_split is not None:
             return
-        train, self.test_split = load_cifar10(self.root, self.download)
+        train, test = load_cifar10(self.root, self.download)
+        self.test_split = first_images(test, self.test_size)
         self.train_split, self.val_split = hold_out(train, self.val_size, self.split_seed)
         self.mean = mean_image(self.train_split)
 

@@ -18,6 +18,7 @@ from degradation.nets.registry import net_args
 from degradation.training.progress import Bar, Progress
 from degradation.runs.provenance import pick_device
 from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
+from degradation.training.precision import run_precision
 from degradation.training.speed import Speed
 
 
@@ -38,6 +39,11 @@ def network_args(cfg: DictConfig) -> dict:
 def optimizer_args(cfg: DictConfig) -> dict:
     """The optimizer's values and the schedule's, with the warm-up in effect for this depth."""
     return {**section(cfg, "optim", leave_out=("warmup",)), "warmup_steps": warmup_steps(cfg)}
+
+
+def precision_of(cfg: DictConfig) -> str:
+    """trainer.precision as this run uses it on its device (`auto` resolved; precision.run_precision)."""
+    return run_precision(cfg.trainer.precision, pick_device(cfg.trainer.accelerator))
 
 
 def build_speed(cfg: DictConfig) -> Speed:
@@ -74,7 +80,7 @@ def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule,
         num_sanity_val_steps=0,
         accelerator=settings.accelerator,
         devices=settings.devices if pick_device(settings.accelerator).type == "cuda" else 1,  # [k] names a GPU
-        precision=settings.precision,
+        precision=precision_of(cfg),
         deterministic=settings.deterministic,
         benchmark=speed.cudnn_benchmark,
         logger=loggers,

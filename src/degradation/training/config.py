@@ -32,6 +32,7 @@ RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "da
 # value every older run had: a run directory made before is still resumed or skipped by the same command.
 ADDED_KEYS = {
     "model.family": "cifar", "model.residual_scale": 1.0, "model.stride_in": "3x3", "model.shortcut": "B",
+    "optim.warmup_shape": "constant", "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
 }
 ABSENT = object()

@@ -30,10 +30,13 @@ class LrSchedule:
     gamma: float = 0.1
     warmup_steps: int = 0
     warmup_lr: float = 0.01
+    warmup_shape: str = "constant"  # the paper's: warmup_lr throughout; "linear": warmup_lr rising towards base_lr
 
     def lr_at(self, step: int) -> float:
         """The rate used by the optimizer step with 0-based index `step`."""
         if step < self.warmup_steps:
+            if self.warmup_shape == "linear":
+                return self.warmup_lr + (self.base_lr - self.warmup_lr) * step / self.warmup_steps
             return self.warmup_lr
         decays = sum(step >= milestone for milestone in self.milestones)
         return self.base_lr * self.gamma**decays
@@ -51,7 +54,7 @@ class ClassifierModule(pl.LightningModule):
     """Trains a network with the paper's protocol and logs one row of metrics per log/eval step.
 
     net: keyword arguments of networks.build_net. optim: lr, momentum, weight_decay, nesterov and the
-    schedule's milestones, gamma, warmup_steps, warmup_lr. Rows go to every attached logger
+    schedule's milestones, gamma, warmup_steps, warmup_lr, warmup_shape. Rows go to every attached logger
     with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
     <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
     speed: the switches of speed.Speed (layout, compilation, fused SGD, per-step host sync).
@@ -77,6 +80,7 @@ class ClassifierModule(pl.LightningModule):
             gamma=optim["gamma"],
             warmup_steps=optim["warmup_steps"],
             warmup_lr=optim["warmup_lr"],
+            warmup_shape=optim.get("warmup_shape", "constant"),  # older checkpoints lack the key
         )
         self.log_every, self.eval_names = log_every, tuple(eval_names)
         self.train_tally = Tally()

@@ -37,7 +37,7 @@ def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, conf
         "resumed": resumed,
         "started_at": now(),
         "device": provenance.device_name(trainer.strategy.root_device),
-        "math": precision.math_in_force(trainer.precision),  # what Lightning runs, read back
+        "math": precision.math_in_force(trainer.precision, cfg.trainer.precision),  # what Lightning runs, read back
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
         "slurm": provenance.slurm_job(),
