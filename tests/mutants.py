@@ -426,6 +426,39 @@ MUTATIONS = [
     Mutation("a requeued job waits 15 minutes for the lock of its own earlier start (issue 23)",
              "src/degradation/runs/lock.py", '        return False  # an earlier start of this requeued job\n', "        pass\n",
              "tests/runs/test_lock.py::test_a_requeued_slurm_job_takes_over_the_lock_of_its_earlier_start_at_once"),
+    # --- the fast CPU path and the CPU sweep (issue 24, docs/speed-and-gpu.md) ---------------------------------
+    Mutation("trainer.precision=auto picks bf16 on a CPU without bf16 units (issue 24)",
+             "src/degradation/training/precision.py",
+             '        chosen = "bf16-mixed" if has_fast_bf16(device) else "32-true"\n',
+             '        chosen = "bf16-mixed"\n',
+             "tests/training/test_precision.py::test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units_and_says_so_once_where_not"),
+    Mutation("AVX-512 BF16 is not counted as bf16 units (issue 24)",
+             "src/degradation/training/precision.py",
+             'CPU_BF16_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))',
+             'CPU_BF16_FLAGS = (("amx_bf16", "AMX"),)',
+             "tests/training/test_precision.py::test_the_cpus_bf16_units_are_read_from_its_flags"),
+    Mutation("speed=fast runs bf16 on a CPU that emulates it (issue 24)",
+             "conf/speed/fast.yaml", "  precision: auto ", "  precision: bf16-mixed ",
+             "tests/training/test_speed.py::test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_agrees_with_the_default_path"),
+    Mutation("summary.json does not record the precision asked for (issue 24)",
+             "src/degradation/training/precision.py", '        "precision_asked": asked,\n', "",
+             "tests/test_train.py::test_a_few_steps_write_the_documented_run_directory"),
+    Mutation("a linear warm-up stays at warmup_lr (issue 24)",
+             "src/degradation/training/module.py", '            if self.warmup_shape == "linear":\n',
+             '            if False:\n',
+             "tests/training/test_module.py::test_a_linear_warmup_rises_from_warmup_lr_to_the_base_lr_then_follows_the_milestones"),
+    Mutation("optim.warmup_shape does not reach the module (issue 24)",
+             "src/degradation/training/module.py", '            warmup_shape=optim.get("warmup_shape", "constant"),',
+             '            warmup_shape="constant",',
+             "tests/training/test_module.py::test_the_warmup_shape_reaches_the_module_from_the_config"),
+    Mutation("data.test_size is ignored: every evaluation takes the whole test set (issue 24)",
+             "src/degradation/data/cifar10.py", "        self.test_split = first_images(test, self.test_size)\n",
+             "        self.test_split = test\n",
+             "tests/data/test_cifar10.py::test_evaluation_runs_on_the_first_test_size_test_images"),
+    Mutation("figures do not say their test errors come from a subset (issue 24)",
+             "src/degradation/report/figures.py", '    return f"test error\\n({test_subset})" if test_subset else "test error"',
+             '    return "test error"',
+             "tests/report/test_figures.py::test_test_errors_on_a_test_subset_say_so_in_every_figure_legend_title_and_table"),
 ]
 
 
@@ -439,6 +472,9 @@ def scratch_copy(destination: Path) -> None:
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
+    # The package's configs are the top-level conf/ (an editable install maps degradation.conf there): without
+    # this link the scratch tree's src/ would take them from the checkout, and a mutation of conf/ would change nothing.
+    (destination / "src/degradation/conf").symlink_to(Path("../../conf"), target_is_directory=True)
 
 
 def apply(mutation: Mutation, tree: Path) -> bool:

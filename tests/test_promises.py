@@ -73,6 +73,7 @@ def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
     ("sweep_quick", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0"}),
     ("sweep_imagenet_resnets", {"model": "resnet18,resnet34,resnet50", "model.residual": "true,false", "seed": "0"}),
     ("fidelity_8k", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0,1"}),
+    ("sweep_cpu", {"seed": "0,1", "model": "plain,resnet", "model.depth": "20,56"}),
 ])
 def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
     from hydra import compose, initialize_config_dir
@@ -83,6 +84,15 @@ def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
     assert cfg.hydra.mode.name == "MULTIRUN"
     assert {key: str(value) for key, value in cfg.hydra.sweeper.params.items()} == grid
+
+
+def test_the_cpu_sweep_keeps_the_papers_lr_and_milestone_fractions_with_a_linear_warmup_on_the_fast_path():
+    cfg = compose_config("experiment=sweep_cpu")
+    steps = cfg.trainer.max_steps
+    assert cfg.optim.lr == 0.1 and list(cfg.optim.milestones) == [steps // 2, steps * 3 // 4]
+    assert (cfg.optim.warmup, cfg.optim.warmup_shape, cfg.optim.warmup_lr) == (True, "linear", 0.01)
+    assert cfg.trainer.precision == "auto" and cfg.speed.compile and cfg.speed.channels_last
+    assert cfg.data.test_size == 2000 and steps % cfg.trainer.eval_every == 0
 
 
 def test_make_maps_its_sweep_variables_to_overrides():
@@ -167,3 +177,17 @@ def test_without_a_terminal_progress_is_a_line_every_log_every_steps(tmp_path, f
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", cwd=tmp_path)  # progress_bar=false, log_every=4
     lines = re.findall(r"step (\d+)/12 \((\d+)%\) \| \d+ img/s \| .* \| eta \S+", result.stdout + result.stderr)
     assert lines == [("4", "33"), ("8", "67"), ("12", "100")]
+
+
+def test_parallel_runs_on_a_cpu_share_its_cores_instead_of_each_taking_all_of_them(tmp_path, fake_cifar_root):
+    """launcher=joblib jobs=2: joblib gives each job cores / 2 threads, and summary.json records what the run had."""
+    import json
+
+    from conftest import run_train
+
+    result = run_train("-m", *TINY_RUN, f"data.root={fake_cifar_root}", "model=plain,resnet", "name=threads",
+                       "launcher=joblib", "jobs=2", "trainer.accelerator=cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    threads = [json.loads(path.read_text())["math"]["threads"]
+               for path in sorted(tmp_path.glob("runs/threads/*/seed=0/summary.json"))]
+    assert threads == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2

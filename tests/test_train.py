@@ -5,8 +5,10 @@ import subprocess
 import sys
 
 import pytest
+import torch
 import yaml
 
+from degradation.training.precision import cpu_bf16_units
 from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import REPEATABLE, TINY_RUN, run_train
 
@@ -55,7 +57,10 @@ def test_a_few_steps_write_the_documented_run_directory(tiny_run):
     assert summary["final_test_err"] == rows[-1]["test_err"] and summary["final_train_err"] == rows[-1]["train_err"]
     assert summary["train_images_per_s"] > 0 and summary["versions"]["torch"]
     # the paper's arithmetic, recorded: IEEE fp32 convolutions and matmuls (no TF32)
-    assert summary["math"] == {"precision": "32-true", "tf32_conv": False, "tf32_matmul": False,
+    assert summary["math"] == {"precision": "32-true", "precision_asked": "32-true",
+                               "cpu_bf16_units": cpu_bf16_units(), "threads": torch.get_num_threads(),
+                               "interop_threads": torch.get_num_interop_threads(),
+                               "tf32_conv": False, "tf32_matmul": False,
                                "float32_matmul_precision": "highest", "cudnn_benchmark": False,
                                "deterministic": bool(REPEATABLE)}
     assert run.last_checkpoint.is_file() and (run.path / "config.yaml").is_file()

@@ -4,6 +4,7 @@ import torch
 
 from degradation.data.cifar10 import (
     CIFAR_DIRNAME,
+    CifarDataModule,
     CifarLoader,
     Split,
     ensure_cifar10,
@@ -67,6 +68,17 @@ def test_test_view_is_the_mean_subtracted_original_in_order(fake_cifar_root):
     labels = torch.cat([batch_labels for _, batch_labels in loader])
     assert torch.allclose(images, test.images.float() / 255 - mean)
     assert torch.equal(labels, test.labels)
+
+
+@pytest.mark.parametrize("test_size, evaluated", [(None, "all"), (7, 7), (10**6, "all")])
+def test_evaluation_runs_on_the_first_test_size_test_images(fake_cifar_root, test_size, evaluated):
+    _, test = load_cifar10(fake_cifar_root, download=False)
+    data = CifarDataModule(root=str(fake_cifar_root), download=False, test_size=test_size)
+    data.setup()
+    [loader] = data.val_dataloader()
+    labels = torch.cat([batch_labels for _, batch_labels in loader])
+    expected = test.labels if evaluated == "all" else test.labels[:evaluated]
+    assert torch.equal(labels, expected) and torch.equal(data.test_loader().split.labels, expected)
 
 
 def test_mean_image_is_the_per_pixel_mean_of_the_training_split(fake_cifar_root):

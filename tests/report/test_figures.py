@@ -86,6 +86,18 @@ def test_figure1_compares_plain_20_and_56_in_training_and_test_error(sweep):
     assert set(lines_by_gid(fig.axes[1])) == {"plain-20:test_err", "plain-56:test_err"}
 
 
+def test_test_errors_on_a_test_subset_say_so_in_every_figure_legend_title_and_table(tmp_path):
+    for arch in ("plain", "resnet"):
+        for depth in (20, 56):
+            write_run(tmp_path / "cpu", arch, depth, 0, test_size=2000)
+    sweep = load_sweep(tmp_path / "cpu")
+    said = "on the first 2000 of the 10,000 test images"
+    for ax in figures.figure6(sweep).axes:
+        assert ax.get_legend().get_texts()[-1].get_text() == f"test error\n({said})"
+    assert figures.figure1(sweep).axes[1].get_title() == f"test error\n({said})"
+    assert f"Test errors {said}." in figures.table6_markdown(figures.table6(sweep), sweep)
+
+
 def test_table6_means_stds_and_gap_equal_hand_computed_values(sweep):
     rows = {(r["arch"], r["depth"]): r for r in figures.table6(sweep)}
     finals = [known_error("plain", 56, s, 4000, False) for s in (0, 1)]

@@ -20,6 +20,18 @@ def test_paper_schedule_with_warmup():
     assert [schedule.lr_at(s) for s in STEPS] == pytest.approx([0.01, 0.01, 0.1, 0.1, 0.01, 0.001])
 
 
+def test_a_linear_warmup_rises_from_warmup_lr_to_the_base_lr_then_follows_the_milestones():
+    schedule = LrSchedule(milestones=(500, 750), warmup_steps=100, warmup_lr=0.01, warmup_shape="linear")
+    assert [schedule.lr_at(s) for s in (0, 50, 99, 100, 499, 500, 750)] == pytest.approx(
+        [0.01, 0.055, 0.0991, 0.1, 0.1, 0.01, 0.001])
+
+
+def test_the_warmup_shape_reaches_the_module_from_the_config():
+    module = build_module(compose_config("optim.warmup=true", "optim.warmup_shape=linear", "optim.warmup_steps=10"),
+                          eval_names=["test"])
+    assert module.schedule.lr_at(5) == pytest.approx(0.055)
+
+
 @pytest.mark.parametrize(
     "overrides, expected",
     [

@@ -6,6 +6,7 @@ import torch
 
 from degradation.runs.checkpoints import load
 from degradation.runs.rundir import RunDir
+from degradation.training.precision import cpu_bf16_units
 from conftest import TINY_RUN, CompiledGraphsAfterStep, add_callback, compose_config, run_train
 
 FIRST_STEPS = 3
@@ -73,17 +74,24 @@ def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(tmp_path, fake_
         assert losses(run) != losses(reference)  # bf16 arithmetic really ran
 
 
-def test_the_fast_preset_in_fp32_on_a_cpu_compiles_and_agrees_with_the_default_path(tmp_path, fake_cifar_root):
-    """speed=fast compiles the network (and asks for CUDA graphs, which a CPU lacks); fp32 keeps it comparable.
+def test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_agrees_with_the_default_path(
+        tmp_path, fake_cifar_root):
+    """speed=fast compiles the network, asks for CUDA graphs (which a CPU lacks) and for trainer.precision=auto:
+    bf16 where the CPU has AMX or AVX-512 BF16, fp32 with one warning elsewhere (training/precision.py).
     On the CPU explicitly: tests/gpu/ covers the preset on CUDA. Inductor writes the code it generates into
     its cache folder, a fresh one here: an empty folder means nothing was compiled."""
     on_cpu = ["trainer.accelerator=cpu"]
     (tmp_path / "fp32").mkdir(), (tmp_path / "fast").mkdir()
     plain_run, _ = tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)
     inductor_cache = tmp_path / "inductor"
-    fast_run, log = tiny_run(tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", "trainer.precision=32-true",
-                             *on_cpu, TORCHINDUCTOR_CACHE_DIR=str(inductor_cache))
-    assert losses(fast_run)[:FIRST_STEPS] == pytest.approx(losses(plain_run)[:FIRST_STEPS], rel=1e-4, abs=0)
+    fast_run, log = tiny_run(tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", *on_cpu,
+                             TORCHINDUCTOR_CACHE_DIR=str(inductor_cache))
+    bf16_units = cpu_bf16_units() != "none"
+    math = fast_run.read_summary()["math"]
+    assert (math["precision_asked"], math["precision"]) == ("auto", "bf16-mixed" if bf16_units else "32-true")
+    assert log.count("has no bf16 units") == (0 if bf16_units else 1)
+    assert losses(fast_run)[:FIRST_STEPS] == pytest.approx(losses(plain_run)[:FIRST_STEPS],
+                                                           rel=2e-2 if bf16_units else 1e-4, abs=0)
     assert "speed.cuda_graphs needs a CUDA device" in log
     assert inductor_cache.is_dir() and any(path.is_file() for path in inductor_cache.rglob("*")), "nothing was compiled"
     assert conv_weights_are_channels_last(fast_run) and optimizer_is_fused(fast_run)

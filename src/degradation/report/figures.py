@@ -116,10 +116,15 @@ def above_axis(runs: list[Run], ylim) -> float | None:
     return lowest if lowest is not None and lowest > ylim[1] else None
 
 
-def style_key(ax) -> list:
+def style_key(ax, test_subset: str | None) -> list:
     """Legend entries that say which line is which error, as the paper's caption does."""
     return [Line2D([], [], color="0.4", label="training error", **TRAIN_STYLE),
-            Line2D([], [], color="0.4", label="test error", **TEST_STYLE)]
+            Line2D([], [], color="0.4", label=test_label(test_subset), **TEST_STYLE)]
+
+
+def test_label(test_subset: str | None) -> str:
+    """'test error', and on which images when a sweep evaluated a subset of them (data.test_size)."""
+    return f"test error\n({test_subset})" if test_subset else "test error"
 
 
 def below_axes(ax, lines: list[str], gid: str) -> None:
@@ -156,7 +161,7 @@ def figure6(sweep: Sweep, ylim="paper"):
         ax.set_title(f"{TITLES[arch]} nets" if arch == "plain" else "ResNets")
         finish_axes(ax, xlabel, last, unit, axis)
         handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-        ax.legend(handles=handles + style_key(ax), loc="best", fontsize=7, ncol=2 if len(handles) > 3 else 1)
+        ax.legend(handles=handles + style_key(ax, sweep.test_subset()), loc="best", fontsize=7, ncol=2 if len(handles) > 3 else 1)
         notes = off_axis + ([axis_note] if axis_note and arch == "plain" else [])
         if notes:
             below_axes(ax, notes, "off-axis" if off_axis else "axis-note")
@@ -173,7 +178,7 @@ def figure1(sweep: Sweep, depths=(20, 56), ylim=None):
     unit, xlabel, last = iteration_axis(sweep)
     axis = ylim or fitted_ylim(sweep, archs=("plain",))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharex=True, sharey=True)
-    for ax, curve, title in zip(axes, ("train_err", "test_err"), ("training error", "test error")):
+    for ax, curve, title in zip(axes, ("train_err", "test_err"), ("training error", test_label(sweep.test_subset()))):
         for depth in depths:
             runs = sweep.select("plain", depth)
             if runs:
@@ -271,7 +276,8 @@ def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
         f"# Table 6 — sweep `{sweep.name}`",
         "",
         "Final errors in %; test error as mean ± sample std over seeds (the test error at the best validation",
-        "point where a validation split was held out); never selected on the test set.",
+        "point where a validation split was held out); never selected on the test set."
+        + (f" Test errors {sweep.test_subset()}." if sweep.test_subset() else ""),
         "",
         "| net | params | seeds | test err (mean ± std) | best of seeds | train err (mean) | paper test err |",
         "|---|---:|---:|---:|---:|---:|---:|",

@@ -61,6 +61,11 @@ class Run:
         return self.summary.get("final_train_err")
 
     @property
+    def test_size(self) -> int | None:
+        """How many test images its test error is measured on: None for all 10,000 (data.test_size)."""
+        return ((self.summary.get("config") or {}).get("data") or {}).get("test_size")
+
+    @property
     def diverged_at(self) -> int | None:
         return self.summary.get("steps") if self.status == DIVERGED else None
 
@@ -76,6 +81,13 @@ class Sweep:
 
     def depths(self, arch: str) -> list[int]:
         return sorted({r.depth for r in self.select(arch)})
+
+    def test_subset(self) -> str | None:
+        """What figures and tables say when test errors come from a subset of the test set (data.test_size)."""
+        sizes = sorted({r.test_size for r in self.runs if r.test_size is not None})
+        if not sizes:
+            return None
+        return f"on the first {' or '.join(map(str, sizes))} of the 10,000 test images"
 
 
 def read_curves(run_dir: RunDir) -> dict[str, Curve]:
