@@ -11,6 +11,7 @@ recorded in summary.json (`math`). Set through the legacy flags that Lightning i
 them with torch's newer `fp32_precision` API makes reading either raise.
 """
 
+import functools
 import logging
 
 import torch
@@ -44,6 +45,7 @@ AUTO = "auto"  # trainer.precision=auto (speed=fast's): bf16-mixed where the dev
 CPU_BF16_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))  # /proc/cpuinfo flag -> what we call it
 
 
+@functools.cache  # the CPU does not change while a process runs; the bench asks once per measurement
 def cpu_bf16_units() -> str:
     """The CPU's bf16 matrix units, best first: 'AMX', 'AVX-512 BF16' or 'none' (bf16 is then emulated in fp32
     arithmetic: measured 12x slower than fp32 on a 2-core AVX2 EPYC). Linux reads the CPU's flags; elsewhere
