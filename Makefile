@@ -24,10 +24,12 @@ SWEEP_ARGS = $(if $(ARCHS),model=$(ARCHS)) $(if $(DEPTHS),model.depth=$(DEPTHS))
 SWEEP ?=
 MUTANTS ?=
 FIGURE_ARGS ?=
+ANALYSIS ?= all
+ANALYSIS_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures bench wandb-sync clean-runs
+.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures analyze bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +71,9 @@ sweep-cpu: install ## the degradation on a CPU: {plain,resnet} x {20,56}, seeds 
 
 figures: install ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
 	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)
+
+analyze: install ## why plain nets degrade: gradients, shattering, lesion, landscape of the latest sweep (or SWEEP=...; ANALYSIS=lesion ANALYSIS_ARGS=...)
+	$(PYTHON) -m degradation.analyze $(ANALYSIS) $(if $(SWEEP),--sweep $(SWEEP)) $(ANALYSIS_ARGS)
 
 bench: install ## time harness vs reference vs bare loop on this device into experiments/bench/; vars ARCHS=plain,resnet DEPTHS EXTRA BENCH_ARGS
 	$(PYTHON) -m degradation.bench $(if $(ARCHS),--archs $(ARCHS)) $(if $(DEPTHS),--depths $(DEPTHS)) $(BENCH_ARGS) $(EXTRA)

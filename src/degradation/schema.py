@@ -105,6 +105,7 @@ class DataConfig:
 class TrainerConfig:
     max_steps: int = rule(*positive_int)
     log_every: int = rule(*positive_int)
+    record_gradients: bool = MISSING
     eval_every: Optional[int] = rule(lambda v: v is None or v > 0, "null (once per epoch) or an integer > 0")
     accelerator: str = MISSING
     devices: Any = rule(one_device, "1, or [k] for the k-th GPU (one device per run: for several GPUs, run a "

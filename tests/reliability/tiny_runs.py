@@ -32,6 +32,7 @@ def run_dir(cwd: Path, name: str, arch: str = "resnet", seed: int = 0) -> RunDir
 def assert_same_results(run: RunDir, straight: RunDir) -> None:
     """Every step exactly once, with the values of the uninterrupted run."""
     assert run.metrics_path.read_text() == straight.metrics_path.read_text()
+    assert run.gradients_path.read_text() == straight.gradients_path.read_text()
     summary, expected = run.read_summary(), straight.read_summary()
     assert summary["status"] == "completed" and summary["steps"] == expected["steps"]
     assert (summary["final_test_err"], summary["final_train_loss"]) == (expected["final_test_err"], expected["final_train_loss"])

@@ -97,10 +97,13 @@ class Network(nn.Module):
     """A 3x3 stem conv + BN + ReLU, a sequence of blocks, global average pooling and a linear classifier."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.bn(self.conv(x)))
-        x = self.blocks(x)
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
+        return self.head(self.blocks(self.stem(x)))
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
     def response_layers(self) -> list[nn.BatchNorm2d]:
         """The BN after every 3x3 conv, in the network's order (Figure 7's layers)."""

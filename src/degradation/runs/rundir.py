@@ -6,6 +6,10 @@
       metrics.csv            one row per logged iteration (see METRIC_COLUMNS); blank = not measured
       summary.json           what the run is, how it ended, final errors, provenance
       responses.json         Figure 7: the std of each 3x3 layer's response, measured when training ended
+      gradients.csv          every conv/linear weight's gradient norm and norm, one row per layer every log_every
+                             iterations (see GRADIENT_COLUMNS)
+      gradients.json, shattering.json, lesion.json, landscape.json
+                             the analyses of `python -m degradation.analyze` (docs/run-directory.md)
       checkpoints/last.ckpt  the latest Lightning checkpoint (model, optimizer, loops, loader position)
       checkpoints/previous.ckpt  the one before it: the fallback if last.ckpt is unreadable
       train.log              the run's log (Hydra's job log; appended to on resume)
@@ -27,6 +31,9 @@ METRICS_FILE = "metrics.csv"
 SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
 RESPONSES_FILE = "responses.json"
+GRADIENTS_FILE = "gradients.csv"
+GRADIENT_COLUMNS = ("step", "layer", "grad_norm", "weight_norm")
+ANALYSIS_FILES = {name: f"{name}.json" for name in ("gradients", "shattering", "lesion", "landscape")}  # degradation.analyze
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 PREVIOUS_CHECKPOINT = "previous.ckpt"
@@ -90,6 +97,13 @@ class RunDir:
         return self.path / RESPONSES_FILE
 
     @property
+    def gradients_path(self) -> Path:
+        return self.path / GRADIENTS_FILE
+
+    def analysis_path(self, analysis: str) -> Path:
+        return self.path / ANALYSIS_FILES[analysis]
+
+    @property
     def lock_path(self) -> Path:
         return self.path / LOCK_FILE
 
@@ -142,6 +156,34 @@ class RunDir:
         record = {"definition": definition, "step": step, "layers": len(stds), "std": stds}
         write_atomically(self.responses_path, json.dumps(record, indent=1) + "\n")
 
+    def read_analysis(self, analysis: str) -> dict | None:
+        """What `python -m degradation.analyze <analysis>` recorded for this run; None if it has not run."""
+        path = self.analysis_path(analysis)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def write_analysis(self, analysis: str, record: dict) -> None:
+        write_atomically(self.analysis_path(analysis), json.dumps(record, indent=1) + "\n")
+
+    def append_gradients(self, rows: list[dict]) -> None:
+        """Adds rows of GRADIENT_COLUMNS to gradients.csv (one per layer, input to output), on disk at once."""
+        new = not self.gradients_path.is_file()
+        with open(self.gradients_path, "a", newline="") as file:
+            writer = csv.writer(file)
+            if new:
+                writer.writerow(GRADIENT_COLUMNS)
+            writer.writerows([format_cell(row[column]) for column in GRADIENT_COLUMNS] for row in rows)
+            file.flush()
+
+    def read_gradients(self) -> list[dict]:
+        """Rows of gradients.csv (layer names as text, numbers parsed); [] if the run has not recorded them."""
+        lines = whole_lines(self.gradients_path)
+        return [{key: value if key == "layer" else parse_number(value) for key, value in row.items()}
+                for row in csv.DictReader(lines)]
+
+    def drop_gradients_after(self, step: int) -> None:
+        """Forgets gradient rows recorded after `step` (a resumed run records them again)."""
+        drop_rows_after(self.gradients_path, step)
+
     def read_metrics(self) -> list[dict]:
         """Rows of metrics.csv with numbers parsed; blank cells become None.
 
@@ -151,19 +193,10 @@ class RunDir:
 
     def drop_metrics_after(self, step: int) -> None:
         """Forgets rows logged after `step`, e.g. those a resumed run will log again."""
-        lines = self.metric_lines()
-        if not lines or not lines[0].startswith("step,"):
-            self.metrics_path.unlink(missing_ok=True)
-            return
-        kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
-        write_atomically(self.metrics_path, "".join(kept))
+        drop_rows_after(self.metrics_path, step)
 
     def metric_lines(self) -> list[str]:
-        """Whole lines of metrics.csv; a line without its line end was cut short by a kill mid-write."""
-        if not self.metrics_path.is_file():
-            return []
-        with open(self.metrics_path, newline="") as file:
-            return [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
+        return whole_lines(self.metrics_path)
 
     def metrics_writer(self, columns: tuple[str, ...] = METRIC_COLUMNS) -> "MetricsWriter":
         return MetricsWriter(self.metrics_path, columns)
@@ -210,6 +243,25 @@ def remove_empty_folders(folder: Path, up_to: Path) -> None:
         if folder == root:
             break
         folder = folder.parent
+
+
+def drop_rows_after(path: Path, step: int) -> None:
+    """Keeps the header and the whole rows of a csv file whose first column (the step) is at most `step`; a file
+    without its header (cut before the header was written) is removed."""
+    lines = whole_lines(path)
+    if not lines or not lines[0].startswith("step,"):
+        path.unlink(missing_ok=True)
+        return
+    kept = [lines[0]] + [line for line in lines[1:] if int(line.split(",", 1)[0]) <= step]
+    write_atomically(path, "".join(kept))
+
+
+def whole_lines(path: Path) -> list[str]:
+    """The lines of a csv file that end with a line end; a last line without one was cut short by a kill mid-write."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [line for line in file.read().splitlines(keepends=True) if line.endswith("\n")]
 
 
 def parse_number(text: str) -> int | float | None:

@@ -1,5 +1,5 @@
-"""The Lightning side of a run: its metrics.csv logger, the lock heartbeat, checkpoint on preemption, Figure 7's
-responses when training ends."""
+"""The Lightning side of a run: its metrics.csv logger, the lock heartbeat, checkpoint on preemption, gradient
+norms every log_every iterations, Figure 7's responses when training ends."""
 
 import logging
 import os
@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import Logger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from degradation.analysis.gradients import GradientRecorder
 from degradation.analysis.responses import DEFINITION, eager_copy, response_stds
 from degradation.runs.rundir import MetricsWriter, RunDir
 
@@ -131,3 +132,22 @@ class RecordResponses(pl.Callback):
         net = eager_copy(pl_module).to(trainer.strategy.root_device)
         stds = response_stds(net, trainer.datamodule.test_loader())
         self.run_dir.write_responses(DEFINITION, stds, trainer.global_step)
+
+
+class RecordGradients(pl.Callback):
+    """Appends the gradient and weight norms of every conv/linear layer to gradients.csv at the steps that
+    write a row of metrics (every log_every iterations and the last): the gradients are those of the step just
+    taken, still in place (the next step clears them), also when that step was a replayed CUDA graph. The norms
+    are taken on the device and read in one go, at row steps only."""
+
+    def __init__(self, run_dir: RunDir, every: int):
+        self.run_dir, self.every = run_dir, every
+        self.recorder: GradientRecorder | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module) -> None:
+        self.recorder = GradientRecorder(pl_module.net)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if step % self.every == 0 or step >= trainer.max_steps:
+            self.run_dir.append_gradients(self.recorder.read(step))

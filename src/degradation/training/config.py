@@ -27,7 +27,7 @@ GROUP_SCHEMAS = {"optim": schema.OptimConfig, "data": schema.DataConfig, "traine
 # Keys that say where and how a run is executed, not what it computes: a run may be resumed with others.
 RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "data.eval_batch_size",
                 "trainer.accelerator", "trainer.devices", "trainer.progress_bar", "trainer.spread_gpus",
-                "dry_run")
+                "trainer.record_gradients", "dry_run")
 # Keys added after runs were first recorded (or dropped from a family they never applied to), with the
 # value every older run had: a run directory made before is still resumed or skipped by the same command.
 ADDED_KEYS = {

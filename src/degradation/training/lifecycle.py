@@ -15,7 +15,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from degradation.training import build
 from degradation.runs import provenance, tracking
-from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordResponses
+from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordGradients, RecordResponses
 from degradation.runs.checkpoints import readable_checkpoint
 from degradation.training.config import check_config, config_differences
 from degradation.errors import UserError, one_line
@@ -106,6 +106,8 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     wandb_logger, wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
     on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
     callbacks = [LockHeartbeat(lock), on_signal, RecordResponses(run_dir)]  # the last one: Figure 7's data
+    if cfg.trainer.record_gradients:
+        callbacks.insert(-1, RecordGradients(run_dir, cfg.trainer.log_every))
     trainer = build.build_trainer(cfg, run_dir, datamodule, wandb_logger, callbacks)
     checkpoint = resume_point(run_dir)
 
@@ -162,8 +164,10 @@ def resume_point(run_dir: RunDir) -> str | None:
         if any(run_dir.checkpoint_dir.glob("*.corrupt")):
             log.warning("no readable checkpoint in %s: restarting from step 0", run_dir.checkpoint_dir)
         run_dir.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+        run_dir.gradients_path.unlink(missing_ok=True)
         return None
     path, step = found
     run_dir.drop_metrics_after(step)
+    run_dir.drop_gradients_after(step)
     log.info("resuming %s from %s (step %d)", run_dir.path, path.name, step)
     return str(path)

@@ -1,0 +1,70 @@
+"""Gradient health (the paper's section 4.1: with BN, "the backward propagated signals exhibit healthy norms").
+
+For every conv and linear layer, input to output: the norm of the loss's gradient with respect to its weights,
+‖∂L/∂W‖, and the norm of the weights, ‖W‖ (their ratio is the relative size of an SGD step before the learning
+rate). Training records them every `trainer.log_every` iterations into gradients.csv, from the gradients of
+the step just taken (the minibatch's mean loss, weight decay not included); `at_init` measures them for a
+freshly built net on one batch, in train mode as the first step of training sees it.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DEFINITION = ("per conv/linear layer, input to output: L2 norm of d(mean minibatch cross-entropy)/dW "
+              "(weight decay not included) and of W")
+
+
+def weight_layers(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """(name, weight) of every conv and linear layer in the order the network builds them: input to output."""
+    return [(name, module.weight) for name, module in net.named_modules()
+            if isinstance(module, (nn.Conv2d, nn.Linear))]
+
+
+@torch.no_grad()
+def norms_on_device(weights: list[nn.Parameter]) -> torch.Tensor:
+    """[2, layers] on the weights' device: gradient norms, weight norms (no host read)."""
+    grads = torch.stack([torch.linalg.vector_norm(w.grad.float()) for w in weights])
+    return torch.stack([grads, torch.stack([torch.linalg.vector_norm(w.float()) for w in weights])])
+
+
+def rows(step: int, names: list[str], norms: torch.Tensor) -> list[dict]:
+    """gradients.csv rows for one step: one host read of all the norms."""
+    grad_norms, weight_norms = norms.tolist()
+    return [{"step": step, "layer": name, "grad_norm": g, "weight_norm": w}
+            for name, g, w in zip(names, grad_norms, weight_norms)]
+
+
+class GradientRecorder:
+    """The norms of a network's current gradients, as rows; the network may be compiled (names stay the same)."""
+
+    def __init__(self, net: nn.Module):
+        layers = weight_layers(net)
+        self.names = [name.removeprefix("_orig_mod.") for name, _ in layers]
+        self.weights = [weight for _, weight in layers]
+
+    def read(self, step: int) -> list[dict]:
+        if any(w.grad is None for w in self.weights):
+            return []  # no step taken yet
+        return rows(step, self.names, norms_on_device(self.weights))
+
+
+def at_init(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """Step-0 rows: the gradients of one batch's mean loss for this net as built, in train mode."""
+    net.train()
+    net.zero_grad(set_to_none=True)
+    F.cross_entropy(net(images), labels).backward()
+    return GradientRecorder(net).read(0)
+
+
+def by_step(records: list[dict]) -> dict[int, list[dict]]:
+    """gradients.csv's rows grouped by step, each group in layer order."""
+    grouped: dict[int, list[dict]] = {}
+    for row in records:
+        grouped.setdefault(int(row["step"]), []).append(row)
+    return grouped
+
+
+def first_to_last_ratio(layer_rows: list[dict]) -> float:
+    """‖∂L/∂W‖ of the first layer over that of the last: > 1 means gradients grow towards the input."""
+    return layer_rows[0]["grad_norm"] / layer_rows[-1]["grad_norm"]

@@ -1,0 +1,79 @@
+"""Lesion study (Veit et al. 2016): delete blocks of a trained network at test time and measure the test error.
+
+Deleting a block replaces it by its shortcut: relu(shortcut(x)), the block's own formula with its residual
+branch set to zero (with option A the shortcut of a downsampling block subsamples and pads with zeros; with a
+ReLU before every block, relu(x) = x elsewhere). A plain block has no shortcut: deleting it means passing its
+input on, which is possible only where its input and output shapes match; its downsampling blocks cannot be
+deleted and are marked. BN stays in eval mode with the trained statistics.
+"""
+
+import copy
+import random
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from degradation.analysis.subjects import Images, error_and_loss
+
+DRAWS = 5  # random sets of deleted blocks per k
+DEFINITION = ("test error (%) of the trained net, eval mode, with blocks deleted: a residual block's output = "
+              "relu(shortcut(x)), a plain block's = its input (only where shapes match; downsampling blocks marked)")
+
+
+class DeletedBlock(nn.Module):
+    """What is left of a block when its residual branch is deleted: its shortcut (a plain block: nothing)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.shortcut, self.residual = block.shortcut, block.residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.shortcut(x)) if self.residual else x
+
+
+def branch_convs(block: nn.Module) -> list[nn.Conv2d]:
+    return [m for name, m in block.named_modules() if isinstance(m, nn.Conv2d) and not name.startswith("shortcut")]
+
+
+def downsamples(block: nn.Module) -> bool:
+    """The block changes the shape of what it is given (stride or width)."""
+    convs = branch_convs(block)
+    return any(conv.stride != (1, 1) for conv in convs) or convs[0].in_channels != convs[-1].out_channels
+
+
+def deletable(block: nn.Module) -> bool:
+    """A residual block always; a plain block only where its output has its input's shape."""
+    return block.residual or not downsamples(block)
+
+
+def without_blocks(net: nn.Module, deleted: set[int]) -> nn.Module:
+    """A copy of the network with these blocks (indices into net.blocks) deleted."""
+    lesioned = copy.deepcopy(net)
+    for index in deleted:
+        lesioned.blocks[index] = DeletedBlock(lesioned.blocks[index])
+    return lesioned
+
+
+def lesion_study(net: nn.Module, images: Images, ks: list[int], draws: int = DRAWS, seed: int = 0,
+                 progress=lambda done, total: None) -> dict:
+    """Test error intact, with each block deleted (None where it cannot be), and with k random deletable blocks
+    deleted (`draws` draws per k, the same draws for a given seed and net)."""
+    blocks = list(net.blocks)
+    candidates = [i for i, block in enumerate(blocks) if deletable(block)]
+    ks = [k for k in ks if k <= len(candidates)]
+    total, done = 1 + len(candidates) + draws * len(ks), 0
+
+    def error(deleted: set[int]) -> float:
+        nonlocal done
+        done += 1
+        progress(done, total)
+        return error_and_loss(without_blocks(net, deleted) if deleted else net, images)[0]
+
+    intact = error(set())
+    single = [error({i}) if i in candidates else None for i in range(len(blocks))]
+    chooser = random.Random(seed)
+    by_k = {str(k): [error(set(chooser.sample(candidates, k))) for _ in range(draws)] for k in ks}
+    return {"intact": intact, "single": single,
+            "downsampling": [downsamples(block) for block in blocks],
+            "random": by_k, "draws": draws, "images": len(images)}

@@ -1,0 +1,127 @@
+"""Shattered gradients (Balduzzi et al. 2017): how alike the input gradients of nearby inputs are.
+
+For a pair of images a, b: POINTS inputs on the line a + t(b - a), t in [0, 1]; the gradient g_i of the
+logit of a's class with respect to each input. With G the [points, pixels] matrix of gradients and C = G
+minus its mean, the autocorrelation at lag k is
+
+    r(k) = mean_i <C_i, C_i+k>  /  mean_i <C_i, C_i>
+
+1 for gradients that do not change along the line (a linear network), about 0 beyond lag 0 for white noise;
+r(1) is the correlation of neighbouring gradients. For a 1-D input (the toy) this is the usual sample
+autocorrelation of the gradient as a function of the input.
+
+BatchNorm: in "train" mode (the default) the line's points are one batch and BN normalises with that batch's
+statistics, as the first step of training would; g_i is then the gradient of the sum of the logits over the
+batch with respect to input i. In "eval" mode BN uses its running statistics and each g_i is the point's own
+gradient (at init the running statistics are 0 and 1: BN is then the identity, and a plain net's activations
+are not normalised at all). The answer depends on it; both are recorded under their mode.
+"""
+
+import copy
+import math
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
+
+POINTS = 256
+MAX_LAG = 64
+BN_MODES = ("train", "eval")
+DEFINITION = ("r(k) = mean_i <C_i, C_i+k> / mean_i <C_i, C_i>, C = input gradients of the first image's class "
+              "logit at 256 points on the line between two test images, minus their mean")
+
+
+def line_between(a: torch.Tensor, b: torch.Tensor, points: int = POINTS) -> torch.Tensor:
+    t = torch.linspace(0, 1, points, device=a.device).view(-1, *[1] * a.dim())
+    return a + t * (b - a)
+
+
+def input_gradients(net: nn.Module, inputs: torch.Tensor, output: int, bn_mode: str) -> torch.Tensor:
+    """[points, pixels]: the gradient of output `output` at each input (on a copy: the net and its BN
+    statistics are left as they were)."""
+    net = copy.deepcopy(net).train(bn_mode == "train")
+    inputs = inputs.detach().clone().requires_grad_(True)
+    (gradient,) = torch.autograd.grad(low_memory_forward(net, inputs)[:, output].sum(), inputs)
+    return gradient.flatten(1).double()
+
+
+def low_memory_forward(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The network's output, keeping only about sqrt(blocks) of its blocks' activations for the backward pass
+    (the rest are recomputed): 256 points through a 1202-layer net would otherwise hold ~30 GB. A BN layer in
+    train mode sees the same batch when recomputed, so the numbers are those of a plain forward."""
+    if not hasattr(net, "blocks") or len(net.blocks) < 16:
+        return net(inputs)
+    return net.head(checkpoint_sequential(net.blocks, math.isqrt(len(net.blocks)), net.stem(inputs), use_reentrant=False))
+
+
+def autocorrelation(gradients: torch.Tensor, max_lag: int = MAX_LAG) -> list[float]:
+    """r(0..max_lag) of a [points, features] sequence of gradients (r(0) = 1)."""
+    centred = gradients - gradients.mean()
+    energy = centred.square().sum(1).mean()
+    if energy == 0:
+        return [float("nan")] * (max_lag + 1)
+    return [((centred[:len(centred) - k] * centred[k:]).sum(1).mean() / energy).item() for k in range(max_lag + 1)]
+
+
+def image_pairs(images: torch.Tensor, labels: torch.Tensor, pairs: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+    """(a, b, a's class) for the test images 0-1, 2-3, ...: fixed, the same for every net."""
+    return [(images[2 * i], images[2 * i + 1], int(labels[2 * i])) for i in range(pairs)]
+
+
+def shattering(net: nn.Module, pairs: list, bn_mode: str = "train", max_lag: int = MAX_LAG) -> dict:
+    """Mean r(k) over the pairs and each pair's r(1)."""
+    curves = [autocorrelation(input_gradients(net, line_between(a, b), label, bn_mode), max_lag)
+              for a, b, label in pairs]
+    mean = torch.tensor(curves).mean(0).tolist()
+    return {"autocorrelation": mean, "neighbour_correlation": mean[1],
+            "neighbour_correlation_per_pair": [curve[1] for curve in curves]}
+
+
+def both_bn_modes(net: nn.Module, pairs: list, max_lag: int = MAX_LAG) -> dict:
+    return {mode: shattering(net, pairs, mode, max_lag) for mode in BN_MODES}
+
+
+# --- the 1-D toy of Balduzzi et al. (their Figure 1) -------------------------------------------------
+
+
+class ToyNet(nn.Module):
+    """1 input, `width` ReLUs per layer, BN before each ReLU, He init; `blocks` residual blocks
+    x + Linear(ReLU(BN(x))) or `layers` plain layers ReLU(BN(Linear(x))); a linear read-out to 1 output."""
+
+    def __init__(self, layers: int = 0, blocks: int = 0, width: int = 200):
+        super().__init__()
+        self.residual = blocks > 0
+        self.stem = nn.Linear(1, width)
+        self.body = nn.ModuleList(
+            nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width)) if self.residual
+            else nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())
+            for _ in range(blocks or layers))
+        self.head = nn.Linear(width, 1)
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        if not self.residual:
+            x = torch.relu(x)
+        for layer in self.body:
+            x = x + layer(x) if self.residual else layer(x)
+        return self.head(x)
+
+
+TOY_DEFINITION = ("Balduzzi et al.'s 1-D toy at init: 1 input, 200 ReLUs per layer with BN (train mode over the 256 "
+                  "points in [-2, 2]), He init; d(output)/d(input) at each point and its autocorrelation r(k)")
+TOY_NETS = {"feedforward-1": dict(layers=0), "feedforward-24": dict(layers=23), "resnet-50": dict(blocks=50)}
+
+
+def toy(seed: int = 0, max_lag: int = MAX_LAG) -> dict:
+    """r(k) of the toy nets at init, BN in train mode over the 256 points in [-2, 2]."""
+    inputs = torch.linspace(-2, 2, POINTS).view(-1, 1)
+    result = {}
+    for name, shape in TOY_NETS.items():
+        torch.manual_seed(seed)
+        gradients = input_gradients(ToyNet(**shape), inputs, 0, "train")
+        result[name] = {"autocorrelation": autocorrelation(gradients, max_lag), "gradient": gradients[:, 0].tolist()}
+    return result

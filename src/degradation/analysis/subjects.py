@@ -1,0 +1,125 @@
+"""What an analysis looks at: a run's network, trained (checkpoints/last.ckpt, weights only) or as it was at
+init (rebuilt from the run's config with its seed: the same weights the run started from), or a network named
+without a run (`plain-1202`); and CIFAR-10 images prepared as the run saw them (its training mean subtracted,
+no augmentation).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from degradation.data.cifar10 import CIFAR_DIRNAME, NUM_CLASSES, Split, first_images, hold_out, load_cifar10, mean_image, normalize
+from degradation.errors import UserError
+from degradation.nets.registry import build_net, cifar_depth, net_args
+from degradation.runs.checkpoints import load
+from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name
+
+PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "residual_scale": 1.0}
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One network to analyse: its name (plain-56), its model config and seed, and the run it belongs to (if any)."""
+
+    name: str
+    model: dict
+    seed: int
+    run_dir: RunDir | None = None
+
+    @property
+    def arch(self) -> str:
+        return self.model["arch"]
+
+    @property
+    def depth(self) -> int:
+        return self.model["depth"]
+
+    @property
+    def config(self) -> dict:
+        return (self.run_dir.read_summary() or {}).get("config", {}) if self.run_dir else {}
+
+
+def of_run(run_dir: RunDir) -> Subject:
+    config = (run_dir.read_summary() or {}).get("config")
+    if not config:
+        raise UserError(f"{run_dir.path} has no summary.json with its config: not a run directory")
+    model = config["model"]
+    return Subject(f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
+                   model, config["seed"], run_dir)
+
+
+def of_name(name: str, seed: int = 0) -> Subject:
+    """`plain-56`, `resnet-1202`: the paper's CIFAR nets (option A shortcuts), without a run."""
+    arch, _, depth = name.partition("-")
+    if arch not in ("plain", "resnet") or not depth.isdigit() or not cifar_depth(int(depth)):
+        raise UserError(f"expected nets like plain-56 or resnet-1202 (the paper's: plain or resnet, depth 6n+2), "
+                        f"got {name!r}")
+    return Subject(name, {**PAPER_MODEL, "arch": arch, "residual": arch == "resnet", "depth": int(depth)}, seed)
+
+
+def init_net(subject: Subject) -> nn.Module:
+    """The network as its run started: seeded with the run's seed right before it is built, as training does."""
+    torch.manual_seed(subject.seed)
+    try:
+        return build_net(**net_args(subject.model, NUM_CLASSES))
+    except ValueError as error:
+        raise UserError(f"{subject.name}: {error}") from None
+
+
+def trained_net(subject: Subject) -> tuple[nn.Module, int]:
+    """(network with the weights of checkpoints/last.ckpt, the step it was saved at)."""
+    checkpoint = subject.run_dir.last_checkpoint if subject.run_dir else None
+    if checkpoint is None or not checkpoint.is_file():
+        raise UserError(f"{subject.name}: no checkpoint at {checkpoint} (trained analyses need the run's last.ckpt)")
+    saved = load(checkpoint)
+    net = build_net(**saved["hyper_parameters"]["net"])
+    net.load_state_dict({name.removeprefix("net."): value for name, value in saved["state_dict"].items()
+                         if name.startswith("net.")})
+    return net, saved["global_step"]
+
+
+@dataclass(frozen=True)
+class Images:
+    """Normalised images (float32, the run's training mean subtracted) and their labels, on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, size: int):
+        for start in range(0, len(self), size):
+            yield self.images[start:start + size], self.labels[start:start + size]
+
+
+def data_root(subject: Subject, root: str | None) -> str:
+    """Where the subject's CIFAR-10 is: `root` if given, else its run's data.root (else data/); refused if absent."""
+    root = root or subject.config.get("data", {}).get("root", "data")
+    if not (Path(root) / CIFAR_DIRNAME).is_dir():
+        raise UserError(f"no CIFAR-10 under {root} (pass --data-root, or python -m degradation.train once to download)")
+    return root
+
+
+def cifar_images(subject: Subject, root: str | None, split: str, size: int | None, device: torch.device) -> Images:
+    """The first `size` images of the test set or of the run's training split (validation images held out as the
+    run held them out), prepared as the run prepared them."""
+    data = subject.config.get("data", {})
+    train, test = load_cifar10(data_root(subject, root), download=False)
+    train, _ = hold_out(train, data.get("val_size", 0), data.get("split_seed", 0))
+    chosen: Split = first_images(train if split == "train" else test, size)
+    return Images(normalize(chosen.images, mean_image(train)).to(device), chosen.labels.to(device))
+
+
+@torch.no_grad()
+def error_and_loss(net: nn.Module, images: Images, batch_size: int = 500) -> tuple[float, float]:
+    """(error in %, mean cross-entropy) of the network in eval mode."""
+    net.eval()
+    wrong, loss = 0, 0.0
+    for batch, labels in images.batches(batch_size):
+        logits = net(batch).float()
+        wrong += (logits.argmax(1) != labels).sum().item()
+        loss += torch.nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+    return 100.0 * wrong / len(images), loss / len(images)

@@ -1,0 +1,326 @@
+"""Figures of the four analyses (python -m degradation.analyze), from the records in run directories or the
+at-init records of --nets. No torch: figures read records only.
+
+Colour = depth (as Figure 6), dashed = plain, solid = ResNet; seeds are averaged where a curve is drawn.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+
+from degradation.report.figures import TITLES, color
+from degradation.runs.rundir import RunDir
+
+ARCH_STYLE = {"plain": dict(linestyle="--"), "resnet": dict(linestyle="-")}
+BN_TITLES = {"train": "BN in train mode (line = one batch)", "eval": "BN in eval mode (running statistics)"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One net's record of an analysis: from a run (trained, with its seed) or from --nets (at init)."""
+
+    arch: str
+    depth: int
+    seed: int
+    record: dict
+
+
+def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
+    found = []
+    for run in runs:
+        summary, record = run.read_summary() or {}, run.read_analysis(analysis)
+        if record is not None and summary.get("arch") in ARCH_STYLE:
+            found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record))
+    return found
+
+
+def entries_of_nets(record: dict) -> list[Entry]:
+    """The nets of an <analysis>-init.json."""
+    return [Entry(name.split("-")[0], int(name.split("-")[1]), record["settings"].get("seed", 0), result)
+            for name, result in record["nets"].items()]
+
+
+def by_net(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
+    grouped = defaultdict(list)
+    for entry in sorted(entries, key=lambda e: (e.depth, e.arch, e.seed)):
+        grouped[(entry.arch, entry.depth)].append(entry)
+    return dict(grouped)
+
+
+def net_label(arch: str, depth: int) -> str:
+    return f"{TITLES[arch]}-{depth}"
+
+
+def style(arch: str, depth: int, **extra) -> dict:
+    return dict(color=color(depth), label=net_label(arch, depth), gid=f"{arch}-{depth}", linewidth=1.4,
+                **ARCH_STYLE[arch], **extra)
+
+
+def arch_key() -> list[Line2D]:
+    return [Line2D([], [], color="0.4", label="plain", **ARCH_STYLE["plain"]),
+            Line2D([], [], color="0.4", label="ResNet", **ARCH_STYLE["resnet"])]
+
+
+def legend(ax, **options) -> None:
+    """A legend where the axes have labelled lines (a panel of a net the sweep lacks has none)."""
+    if any(not line.get_label().startswith("_") for line in ax.get_lines()):
+        ax.legend(**options)
+
+
+def depth_panels(depths: list[int], height: float = 3.2):
+    fig, axes = plt.subplots(1, len(depths), figsize=(4.2 * len(depths), height), squeeze=False)
+    return fig, list(axes[0])
+
+
+# --- gradients ------------------------------------------------------------------------------------------
+
+
+def grouped_steps(rows: list[dict]) -> dict[int, np.ndarray]:
+    """{step: grad norms in layer order} from gradients.csv rows."""
+    steps = defaultdict(list)
+    for row in rows:
+        steps[int(row["step"])].append(row["grad_norm"])
+    return {step: np.array(norms) for step, norms in sorted(steps.items())}
+
+
+def few_steps(steps: list[int], count: int = 4) -> list[int]:
+    """The first, the last and evenly spaced steps between them."""
+    if len(steps) <= count:
+        return steps
+    return sorted({steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, count)})
+
+
+def gradient_profiles(curves: dict[tuple[str, int], dict[int, np.ndarray]], title: str):
+    """‖∂L/∂W‖ by layer position, input to output, one panel per depth; colour = step (darker = later)."""
+    depths = sorted({depth for _, depth in curves})
+    fig, axes = depth_panels(depths)
+    for ax, depth in zip(axes, depths):
+        for arch in ("plain", "resnet"):
+            steps = curves.get((arch, depth), {})
+            chosen = few_steps(list(steps))
+            shades = plt.cm.viridis(np.linspace(0.9, 0.0, max(len(chosen), 1)))
+            for shade, step in zip(shades, chosen):
+                norms = steps[step]
+                ax.plot(np.arange(1, len(norms) + 1), norms, color=shade, linewidth=1.2, **ARCH_STYLE[arch],
+                        label=f"{TITLES[arch]}, iter. {step}", gid=f"{arch}-{depth}:{step}")
+        ax.set_yscale("log")
+        ax.set_title(f"{depth} layers")
+        ax.set_xlabel("layer (input → output)")
+        ax.grid(alpha=0.3, which="both")
+        legend(ax, fontsize=6, ncol=2)
+    axes[0].set_ylabel("‖∂L/∂W‖")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def training_gradients(runs: list[RunDir]):
+    """(profiles figure, first/last ratio figure) of the gradients recorded while training; None without any."""
+    curves, ratios = {}, defaultdict(list)
+    for run in runs:
+        summary, rows = run.read_summary() or {}, run.read_gradients()
+        if not rows or summary.get("arch") not in ARCH_STYLE or summary.get("seed") != min_seed(runs, summary):
+            continue
+        steps = grouped_steps(rows)
+        curves[(summary["arch"], summary["depth"])] = steps
+        ratios[(summary["arch"], summary["depth"])] = [(step, norms[0] / norms[-1]) for step, norms in steps.items()]
+    if not curves:
+        return None, None
+    profiles = gradient_profiles(curves, "Gradient norm by layer while training (seed shown: the lowest)")
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (arch, depth), points in sorted(ratios.items(), key=lambda item: item[0][1]):
+        ax.plot(*zip(*points), **style(arch, depth))
+    ax.axhline(1.0, color="0.5", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("iter.")
+    ax.set_ylabel("‖∂L/∂W‖ first layer / last layer")
+    ax.grid(alpha=0.3, which="both")
+    legend(ax, fontsize=7)
+    fig.tight_layout()
+    return profiles, fig
+
+
+def min_seed(runs: list[RunDir], summary: dict) -> int:
+    """The lowest seed of the sweep for this net: the one whose curves are drawn."""
+    seeds = [s["seed"] for s in (run.read_summary() or {} for run in runs)
+             if s.get("arch") == summary.get("arch") and s.get("depth") == summary.get("depth")]
+    return min(seeds)
+
+
+def init_gradients(entries: list[Entry]):
+    """At init: ‖∂L/∂W‖ by layer position for every depth in one panel per arch (x scaled to [0, 1]), and
+    the first/last ratio against depth."""
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6))
+    ratios = defaultdict(list)
+    for (arch, depth), group in by_net(entries).items():
+        norms = np.mean([[row["grad_norm"] for row in entry.record["init"]] for entry in group], axis=0)
+        ax = left if arch == "plain" else middle
+        ax.plot(np.linspace(0, 1, len(norms)), norms, **style(arch, depth))
+        ratios[arch].append((depth, norms[0] / norms[-1]))
+    for ax, arch in ((left, "plain"), (middle, "resnet")):
+        ax.set_title(f"{TITLES[arch]} nets at init")
+        ax.set_xlabel("relative layer position (input → output)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        legend(ax, fontsize=7)
+    left.set_ylabel("‖∂L/∂W‖ (one batch of 128)")
+    for arch, points in ratios.items():
+        right.plot(*zip(*sorted(points)), marker="o", color="0.2", label=TITLES[arch], **ARCH_STYLE[arch])
+    right.set(xscale="log", yscale="log", xlabel="depth", ylabel="first layer / last layer")
+    right.grid(alpha=0.3, which="both")
+    legend(right, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+# --- shattering -------------------------------------------------------------------------------------------
+
+
+def mean_curve(group: list[Entry], state: str, bn: str) -> np.ndarray | None:
+    curves = [entry.record[state][bn]["autocorrelation"] for entry in group if state in entry.record]
+    return np.mean(curves, axis=0) if curves else None
+
+
+def shattering_curves(entries: list[Entry]):
+    """r(k) against lag k: columns at init / trained, rows BN train / eval mode."""
+    states = [state for state in ("init", "trained") if any(state in e.record for e in entries)]
+    fig, axes = plt.subplots(2, len(states), figsize=(5.2 * len(states), 6.4), squeeze=False, sharey=True)
+    for column, state in enumerate(states):
+        for row, bn in enumerate(("train", "eval")):
+            ax = axes[row][column]
+            for (arch, depth), group in by_net(entries).items():
+                curve = mean_curve(group, state, bn)
+                if curve is not None:
+                    ax.plot(np.arange(len(curve)), curve, **style(arch, depth))
+            ax.axhline(0, color="0.5", linewidth=0.8)
+            ax.set_title(f"{'at init' if state == 'init' else 'trained'}; {BN_TITLES[bn]}", fontsize=9)
+            ax.set_xlabel("lag k (of 255 steps along the line)")
+            ax.grid(alpha=0.3)
+            legend(ax, fontsize=6, ncol=2)
+        axes[0][column].set_ylim(-0.2, 1.02)
+    for row in axes:
+        row[0].set_ylabel("autocorrelation r(k)")
+    fig.tight_layout()
+    return fig
+
+
+def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
+    """r(1) against depth, plain vs ResNet, at init (and trained where measured), one panel per BN mode; the 1-D
+    toy on the right."""
+    fig, axes = plt.subplots(1, 4 if toy else 2, figsize=(18 if toy else 10, 3.8), squeeze=False)
+    axes = list(axes[0])
+    for ax, bn in zip(axes, ("train", "eval")):
+        for state, marker in (("init", "o"), ("trained", "s")):
+            for arch in ("plain", "resnet"):
+                points = sorted((depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
+                                for (a, depth), group in by_net(entries).items() if a == arch and state in group[0].record)
+                if points:
+                    ax.plot(*zip(*points), marker=marker, color="0.2" if state == "init" else "#d62728",
+                            label=f"{TITLES[arch]}, {'at init' if state == 'init' else 'trained'}", **ARCH_STYLE[arch])
+        depths = sorted({e.depth for e in entries})
+        ax.set(xscale="log", xlabel="depth", ylabel="r(1): correlation of neighbouring gradients",
+               title=BN_TITLES[bn], ylim=(-0.05, 1.02))
+        ax.set_xticks(depths, [str(d) for d in depths])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+        legend(ax, fontsize=7)
+    if toy:
+        draw_toy(axes[2], axes[3], toy)
+    fig.tight_layout()
+    return fig
+
+
+TOY_COLORS = {"feedforward-1": "#0072b2", "feedforward-24": "#d62728", "resnet-50": "#009e73"}
+
+
+def draw_toy(gradient_ax, correlation_ax, toy: dict) -> None:
+    """Balduzzi et al.'s Figure 1 check: the gradient along [-2, 2] and its autocorrelation."""
+    for name, result in toy.items():
+        gradient = np.array(result["gradient"])
+        gradient_ax.plot(np.linspace(-2, 2, len(gradient)), gradient / np.abs(gradient).max(), linewidth=0.8,
+                         color=TOY_COLORS.get(name), label=name)
+        correlation_ax.plot(result["autocorrelation"], color=TOY_COLORS.get(name), label=name)
+    gradient_ax.set(title="1-D toy at init: gradient (scaled to max 1)", xlabel="input x")
+    correlation_ax.set(title="1-D toy: autocorrelation", xlabel="lag k (of 255)", ylabel="r(k)")
+    for ax in (gradient_ax, correlation_ax):
+        ax.grid(alpha=0.3)
+        legend(ax, fontsize=7)
+
+
+# --- lesion ---------------------------------------------------------------------------------------------
+
+
+def lesion_figure(entries: list[Entry]):
+    """Left: test error with one block deleted, by block; right: against the number of random blocks deleted."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    all_ks: set[int] = set()
+    for (arch, depth), group in by_net(entries).items():
+        record = group[0].record
+        single = np.array([[np.nan if e is None else e for e in entry.record["single"]] for entry in group]).mean(0)
+        blocks = np.arange(1, len(single) + 1)
+        left.plot(blocks, single, marker=".", **style(arch, depth))
+        left.axhline(np.mean([entry.record["intact"] for entry in group]), color=color(depth), linewidth=0.6,
+                     **ARCH_STYLE[arch])
+        down = np.flatnonzero(record["downsampling"])
+        left.plot(blocks[down], single[down], linestyle="none", marker="o", markersize=7, markerfacecolor="none",
+                  markeredgecolor=color(depth), gid=f"{arch}-{depth}:downsampling")
+        ks = [int(k) for k in record["random"]]
+        all_ks.update(ks)
+        errors = [np.concatenate([entry.record["random"][str(k)] for entry in group]) for k in ks]
+        right.errorbar(ks, [e.mean() for e in errors], yerr=np.array([[e.mean() - e.min() for e in errors],
+                       [e.max() - e.mean() for e in errors]]), capsize=2, marker="o", markersize=3, **style(arch, depth))
+    for ax in (left, right):
+        ax.axhline(90, color="0.5", linewidth=0.8, linestyle=":")
+        ax.text(1.0, 90, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
+    left.set(xlabel="deleted block, input → output (○: downsampling block; a plain one cannot be deleted)",
+             ylabel="test error (%)", title="one block deleted (thin line: the intact net)", ylim=(0, 100))
+    right.set_xticks(sorted(all_ks))
+    right.set(xlabel="blocks deleted at random", ylabel="test error (%)", ylim=(0, 100),
+              title="k random blocks deleted (mean, min-max over draws)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        legend(ax, fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+# --- landscape ------------------------------------------------------------------------------------------
+
+
+def landscape_figures(entries: list[Entry]):
+    """(contours: rows = depths, columns = plain / ResNet, each net's lowest seed; 1-D slices)."""
+    nets = {key: group[0] for key, group in by_net(entries).items() if group[0].record.get("complete")}
+    depths = sorted({depth for _, depth in nets})
+    fig, axes = plt.subplots(len(depths), 2, figsize=(9, 4.2 * len(depths)), squeeze=False)
+    for row, depth in enumerate(depths):
+        for column, arch in enumerate(("plain", "resnet")):
+            ax = axes[row][column]
+            entry = nets.get((arch, depth))
+            if entry is None:
+                ax.set_axis_off()
+                continue
+            draw_contours(ax, entry.record)
+            ax.set_title(f"{net_label(arch, depth)} (seed {entry.seed}, iter. {entry.record['step']})", fontsize=9)
+    fig.tight_layout()
+    slices, ax = plt.subplots(figsize=(6, 3.8))
+    for (arch, depth), entry in sorted(nets.items(), key=lambda item: item[0][1]):
+        ax.plot(entry.record["slice_axis"], entry.record["slice"], **style(arch, depth))
+    ax.set(yscale="log", xlabel="α (along δ, filter-normalized)", ylabel="training loss")
+    ax.grid(alpha=0.3, which="both")
+    legend(ax, fontsize=7)
+    slices.tight_layout()
+    return fig, slices
+
+
+def draw_contours(ax, record: dict) -> None:
+    """Contours of the loss as Li et al. draw them: levels from the minimum up, in log steps."""
+    grid = np.array(record["axis"])
+    loss = np.array(record["loss"], dtype=float)  # rows: beta, columns: alpha
+    levels = np.unique(np.geomspace(max(loss.min(), 1e-3), min(loss.max(), 50 * loss.min() + 10), 18))
+    contours = ax.contour(grid, grid, loss, levels=levels, cmap="viridis", linewidths=0.8)
+    ax.clabel(contours, contours.levels[::3], fontsize=6, fmt="%.2g")
+    ax.plot(0, 0, marker="+", color="k")
+    ax.set(xlabel="α (δ)", ylabel="β (η)", aspect="equal")
