@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from degradation.analysis.shattering import (BN_MODES, autocorrelation, both_bn_modes, image_pairs, input_gradients,
-                                             line_between, low_memory_forward, toy)
+                                             line_between, toy)
+from degradation.analysis.subjects import low_memory_forward
 from degradation.nets.cifar import CifarNet
 
 

@@ -131,12 +131,14 @@ def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
     """Computes (or reuses) each run's record of the analysis, into its run directory."""
     settings = settings_of(analysis, args)
     subjects = [of_run(run) for run in runs]
-    for subject in subjects:
-        data_root(subject, args.data_root)  # every run's data is there before hours go into the first
+    current = [is_current(run.read_analysis(analysis), settings, (run.read_summary() or {}).get("steps")) for run in runs]
+    for subject, done in zip(subjects, current):
+        if not done:
+            data_root(subject, args.data_root)  # every run's data is there before hours go into the first
     reporter = Reporter(len(runs))
-    for run, subject in zip(runs, subjects):
+    for run, subject, done in zip(runs, subjects, current):
         reporter.start(f"{analysis} {subject.name}")
-        if is_current(run.read_analysis(analysis), settings, (run.read_summary() or {}).get("steps")):
+        if done:
             print(f"[{reporter.index}/{reporter.total}] {subject.name}: reusing {run.analysis_path(analysis)}",
                   file=sys.stderr)
             continue
@@ -152,7 +154,8 @@ def analyse_nets(analysis: str, names: list[str], args, device, out: Path) -> di
     if record.get("settings") != settings:
         record = {"definition": DEFINITIONS[analysis], "settings": settings, "nets": {}}
     subjects = [of_name(name, args.seed) for name in names]
-    data_root(subjects[0], args.data_root)
+    if any(name not in record["nets"] for name in names):
+        data_root(subjects[0], args.data_root)
     reporter = Reporter(len(names))
     for name, subject in zip(names, subjects):
         reporter.start(f"{analysis} {name} at init")

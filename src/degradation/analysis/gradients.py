@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from degradation.analysis.subjects import low_memory_forward
+
 DEFINITION = ("per conv/linear layer, input to output: L2 norm of d(mean minibatch cross-entropy)/dW "
               "(weight decay not included) and of W")
 
@@ -53,7 +55,7 @@ def at_init(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[
     """Step-0 rows: the gradients of one batch's mean loss for this net as built, in train mode."""
     net.train()
     net.zero_grad(set_to_none=True)
-    F.cross_entropy(net(images), labels).backward()
+    F.cross_entropy(low_memory_forward(net, images), labels).backward()
     return GradientRecorder(net).read(0)
 
 

@@ -18,11 +18,11 @@ are not normalised at all). The answer depends on it; both are recorded under th
 """
 
 import copy
-import math
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
+
+from degradation.analysis.subjects import low_memory_forward
 
 POINTS = 256
 MAX_LAG = 64
@@ -43,15 +43,6 @@ def input_gradients(net: nn.Module, inputs: torch.Tensor, output: int, bn_mode: 
     inputs = inputs.detach().clone().requires_grad_(True)
     (gradient,) = torch.autograd.grad(low_memory_forward(net, inputs)[:, output].sum(), inputs)
     return gradient.flatten(1).double()
-
-
-def low_memory_forward(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """The network's output, keeping only about sqrt(blocks) of its blocks' activations for the backward pass
-    (the rest are recomputed): 256 points through a 1202-layer net would otherwise hold ~30 GB. A BN layer in
-    train mode sees the same batch when recomputed, so the numbers are those of a plain forward."""
-    if not hasattr(net, "blocks") or len(net.blocks) < 16:
-        return net(inputs)
-    return net.head(checkpoint_sequential(net.blocks, math.isqrt(len(net.blocks)), net.stem(inputs), use_reentrant=False))
 
 
 def autocorrelation(gradients: torch.Tensor, max_lag: int = MAX_LAG) -> list[float]:

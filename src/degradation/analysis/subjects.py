@@ -4,11 +4,13 @@ without a run (`plain-1202`); and CIFAR-10 images prepared as the run saw them (
 no augmentation).
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
 
 from degradation.data.cifar10 import CIFAR_DIRNAME, NUM_CLASSES, Split, first_images, hold_out, load_cifar10, mean_image, normalize
 from degradation.errors import UserError
@@ -78,6 +80,15 @@ def trained_net(subject: Subject) -> tuple[nn.Module, int]:
     net.load_state_dict({name.removeprefix("net."): value for name, value in saved["state_dict"].items()
                          if name.startswith("net.")})
     return net, saved["global_step"]
+
+
+def low_memory_forward(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The network's output, keeping only about sqrt(blocks) of its blocks' activations for the backward pass
+    (the rest are recomputed): 256 inputs through a 1202-layer net would otherwise hold ~30 GB. A BN layer in
+    train mode sees the same batch when recomputed, so the numbers are those of a plain forward."""
+    if not hasattr(net, "blocks") or len(net.blocks) < 16:
+        return net(inputs)
+    return net.head(checkpoint_sequential(net.blocks, math.isqrt(len(net.blocks)), net.stem(inputs), use_reentrant=False))
 
 
 @dataclass(frozen=True)

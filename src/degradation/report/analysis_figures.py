@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
-from degradation.report.figures import TITLES, color
+from degradation.report.figures import TITLES, below_axes, color
 from degradation.runs.rundir import RunDir
 
 ARCH_STYLE = {"plain": dict(linestyle="--"), "resnet": dict(linestyle="-")}
@@ -154,12 +154,16 @@ def init_gradients(entries: list[Entry]):
     """At init: ‖∂L/∂W‖ by layer position for every depth in one panel per arch (x scaled to [0, 1]), and
     the first/last ratio against depth."""
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6))
-    ratios = defaultdict(list)
+    ratios, overflow = defaultdict(list), []
     for (arch, depth), group in by_net(entries).items():
         norms = np.mean([[row["grad_norm"] for row in entry.record["init"]] for entry in group], axis=0)
         ax = left if arch == "plain" else middle
         ax.plot(np.linspace(0, 1, len(norms)), norms, **style(arch, depth))
-        ratios[arch].append((depth, norms[0] / norms[-1]))
+        if np.all(np.isfinite(norms)):
+            ratios[arch].append((depth, norms[0] / norms[-1]))
+        else:  # float32 overflows: the norm grew past 3e38 on its way to the input
+            overflow.append(f"{net_label(arch, depth)}: not finite (float32 overflow) in "
+                            f"{np.count_nonzero(~np.isfinite(norms))} of {len(norms)} layers, from the input")
     for ax, arch in ((left, "plain"), (middle, "resnet")):
         ax.set_title(f"{TITLES[arch]} nets at init")
         ax.set_xlabel("relative layer position (input → output)")
@@ -170,8 +174,13 @@ def init_gradients(entries: list[Entry]):
     for arch, points in ratios.items():
         right.plot(*zip(*sorted(points)), marker="o", color="0.2", label=TITLES[arch], **ARCH_STYLE[arch])
     right.set(xscale="log", yscale="log", xlabel="depth", ylabel="first layer / last layer")
-    right.grid(alpha=0.3, which="both")
+    depths = sorted({e.depth for e in entries})
+    right.set_xticks(depths, [str(d) for d in depths], fontsize=7)
+    right.minorticks_off()
+    right.grid(alpha=0.3)
     legend(right, fontsize=7)
+    if overflow:
+        below_axes(left, overflow, "overflow")
     fig.tight_layout()
     return fig
 
@@ -213,10 +222,13 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
     fig, axes = plt.subplots(1, 4 if toy else 2, figsize=(18 if toy else 10, 3.8), squeeze=False)
     axes = list(axes[0])
     for ax, bn in zip(axes, ("train", "eval")):
+        not_finite = []
         for state, marker in (("init", "o"), ("trained", "s")):
             for arch in ("plain", "resnet"):
                 points = sorted((depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
                                 for (a, depth), group in by_net(entries).items() if a == arch and state in group[0].record)
+                not_finite += [f"{net_label(arch, depth)} ({state}): gradients not finite (float32 overflow)"
+                               for depth, value in points if not np.isfinite(value)]
                 if points:
                     ax.plot(*zip(*points), marker=marker, color="0.2" if state == "init" else "#d62728",
                             label=f"{TITLES[arch]}, {'at init' if state == 'init' else 'trained'}", **ARCH_STYLE[arch])
@@ -227,6 +239,8 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
         ax.minorticks_off()
         ax.grid(alpha=0.3)
         legend(ax, fontsize=7)
+        if not_finite:
+            below_axes(ax, not_finite, "not-finite")
     if toy:
         draw_toy(axes[2], axes[3], toy)
     fig.tight_layout()
@@ -304,6 +318,10 @@ def landscape_figures(entries: list[Entry]):
                 continue
             draw_contours(ax, entry.record)
             ax.set_title(f"{net_label(arch, depth)} (seed {entry.seed}, iter. {entry.record['step']})", fontsize=9)
+    if nets:
+        settings = next(iter(nets.values())).record["settings"]
+        fig.suptitle(f"training loss on a filter-normalized plane: {settings['points']} x {settings['points']} points, "
+                     f"first {settings['images']} training images, BN eval", fontsize=9)
     fig.tight_layout()
     slices, ax = plt.subplots(figsize=(6, 3.8))
     for (arch, depth), entry in sorted(nets.items(), key=lambda item: item[0][1]):
@@ -323,4 +341,5 @@ def draw_contours(ax, record: dict) -> None:
     contours = ax.contour(grid, grid, loss, levels=levels, cmap="viridis", linewidths=0.8)
     ax.clabel(contours, contours.levels[::3], fontsize=6, fmt="%.2g")
     ax.plot(0, 0, marker="+", color="k")
-    ax.set(xlabel="α (δ)", ylabel="β (η)", aspect="equal")
+    ticks = [-1, -0.5, 0, 0.5, 1]
+    ax.set(xlabel="α (δ)", ylabel="β (η)", aspect="equal", xticks=ticks, yticks=ticks)
