@@ -118,13 +118,15 @@ def gradient_profiles(curves: dict[tuple[str, int], dict[int, np.ndarray]], titl
 
 
 def training_gradients(runs: list[RunDir]):
-    """(profiles figure, first/last ratio figure) of the gradients recorded while training; None without any."""
+    """(profiles figure, first/last ratio figure) of the gradients recorded while training (and at step 0, where
+    `analyze gradients` measured them at init); None without any."""
     curves, ratios = {}, defaultdict(list)
     for run in runs:
         summary, rows = run.read_summary() or {}, run.read_gradients()
         if not rows or summary.get("arch") not in ARCH_STYLE or summary.get("seed") != min_seed(runs, summary):
             continue
-        steps = grouped_steps(rows)
+        at_init = (run.read_analysis("gradients") or {}).get("init")
+        steps = grouped_steps((at_init or []) + rows)  # step 0: the norms at init, where analyze measured them
         curves[(summary["arch"], summary["depth"])] = steps
         ratios[(summary["arch"], summary["depth"])] = [(step, norms[0] / norms[-1]) for step, norms in steps.items()]
     if not curves:
@@ -135,7 +137,7 @@ def training_gradients(runs: list[RunDir]):
         ax.plot(*zip(*points), **style(arch, depth))
     ax.axhline(1.0, color="0.5", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_xlabel("iter.")
+    ax.set_xlabel("iter. (0: at init)")
     ax.set_ylabel("‖∂L/∂W‖ first layer / last layer")
     ax.grid(alpha=0.3, which="both")
     legend(ax, fontsize=7)
