@@ -121,9 +121,13 @@ def training_gradients(runs: list[RunDir]):
     """(profiles figure, first/last ratio figure) of the gradients recorded while training (and at step 0, where
     `analyze gradients` measured them at init); None without any."""
     curves, ratios = {}, defaultdict(list)
-    for run in runs:
-        summary, rows = run.read_summary() or {}, run.read_gradients()
-        if not rows or summary.get("arch") not in ARCH_STYLE or summary.get("seed") != min_seed(runs, summary):
+    summaries = [run.read_summary() or {} for run in runs]
+    lowest = lowest_seeds(summaries)
+    for run, summary in zip(runs, summaries):
+        if summary.get("arch") not in ARCH_STYLE or summary.get("seed") != lowest[(summary["arch"], summary["depth"])]:
+            continue
+        rows = run.read_gradients()
+        if not rows:
             continue
         at_init = (run.read_analysis("gradients") or {}).get("init")
         steps = grouped_steps((at_init or []) + rows)  # step 0: the norms at init, where analyze measured them
@@ -145,11 +149,14 @@ def training_gradients(runs: list[RunDir]):
     return profiles, fig
 
 
-def min_seed(runs: list[RunDir], summary: dict) -> int:
-    """The lowest seed of the sweep for this net: the one whose curves are drawn."""
-    seeds = [s["seed"] for s in (run.read_summary() or {} for run in runs)
-             if s.get("arch") == summary.get("arch") and s.get("depth") == summary.get("depth")]
-    return min(seeds)
+def lowest_seeds(summaries: list[dict]) -> dict[tuple[str, int], int]:
+    """{(arch, depth): the lowest seed of the sweep for that net}: the one whose curves are drawn."""
+    lowest: dict[tuple[str, int], int] = {}
+    for s in summaries:
+        if s.get("arch") in ARCH_STYLE:
+            key = (s["arch"], s["depth"])
+            lowest[key] = min(lowest.get(key, s["seed"]), s["seed"])
+    return lowest
 
 
 def init_gradients(entries: list[Entry]):
