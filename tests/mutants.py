@@ -314,8 +314,8 @@ MUTATIONS = [
              "tests/training/test_config.py::test_runs_recorded_with_another_familys_keys_still_match_the_same_command"),
     # --- the layout (issue 22) --------------------------------------------------------------------------
     Mutation("an analysis imports training (an upward import)",
-             "src/degradation/analysis/responses.py", "from degradation.runs.checkpoints import load\n",
-             "from degradation.runs.checkpoints import load\nfrom degradation.training import module  # noqa: F401\n",
+             "src/degradation/analysis/responses.py", "from degradation.runs.checkpoints import saved_network\n",
+             "from degradation.runs.checkpoints import saved_network\nfrom degradation.training import module  # noqa: F401\n",
              "tests/test_layers.py::test_imports_only_run_downwards"),
     # --- the GPUs, Macs and clusters where users train (issue 21) -----------------------------------------
     Mutation("MPS: the daemon started with GPUs named by index, the jobs keep physical ids (issue 21)",
@@ -510,6 +510,14 @@ MUTATIONS = [
     Mutation("analyses at init are not the run's initial weights (issue 25)",
              "src/degradation/analysis/subjects.py", "    torch.manual_seed(subject.seed)\n", "",
              "tests/analysis/test_gradients.py::test_a_run_records_the_gradient_norms_of_the_step_just_taken"),
+    Mutation("the responses command measures a fresh net, not the checkpoint's weights",
+             "src/degradation/analysis/responses.py", "    net = eager_net(saved.net_args, saved.weights)\n",
+             "    net = build_net(**saved.net_args)\n",
+             "tests/analysis/test_responses.py::test_the_responses_command_recomputes_what_training_wrote_from_the_last_checkpoint"),
+    Mutation("trained analyses look at a fresh net, not the checkpoint's weights (issue 25)",
+             "src/degradation/analysis/subjects.py", "    return eager_net(saved.net_args, saved.weights), saved.step\n",
+             "    return build_net(**saved.net_args), saved.step\n",
+             "tests/analysis/test_analyze.py::test_trained_analyses_look_at_the_runs_final_weights"),
 ]
 
 

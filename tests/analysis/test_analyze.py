@@ -51,6 +51,19 @@ def test_results_already_computed_are_reused_and_other_settings_recompute(tiny_s
     assert json.loads(run.analysis_path("lesion").read_text())["draws"] == 3
 
 
+def test_trained_analyses_look_at_the_runs_final_weights(tiny_sweep, tmp_path, monkeypatch):
+    """Known answer: with nothing deleted, the lesion study's error on the run's own test images is the run's final
+    test error (the same weights, images and eval-mode BN)."""
+    import shutil
+
+    run = RunDir(shutil.copytree(tiny_sweep / "runs/tiny/resnet-8", tmp_path / "runs/one/resnet-8") / "seed=0")
+    monkeypatch.chdir(tmp_path)
+    main(["lesion", "--sweep", "runs/one", "--ks", "1", "--draws", "1"])
+    final = run.read_metrics()[-1]
+    assert final["step"] == run.read_analysis("lesion")["step"] == 12
+    assert run.read_analysis("lesion")["intact"] == pytest.approx(final["test_err"], abs=1e-6)
+
+
 def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["shattering", "--nets", "plain-8,resnet-14", "--data-root", str(fake_cifar_root), "--pairs", "1", "--out", "init"])

@@ -138,3 +138,17 @@ def test_the_responses_command_refuses_bad_input_with_one_line(tmp_path, capsys,
 
     line = main_refuses(responses.main, [arg.format(tmp=tmp_path) for arg in args], capsys)
     assert line.startswith(words.format(tmp=tmp_path)), line
+
+
+def test_the_responses_command_recomputes_what_training_wrote_from_the_last_checkpoint(straight_run, tmp_path, capsys):
+    """For runs older than responses.json: the checkpoint's weights and the run's own test images give the same stds."""
+    import shutil
+
+    from degradation.analysis import responses
+
+    run = RunDir(shutil.copytree(straight_run.path, tmp_path / "run"))
+    written = run.read_responses()
+    run.responses_path.unlink()
+    responses.main([str(run.last_checkpoint)])
+    assert capsys.readouterr().out.strip() == str(run.responses_path)
+    assert run.read_responses() == pytest.approx(written, rel=1e-5)  # other batch sizes: other float32 rounding

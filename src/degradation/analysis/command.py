@@ -131,7 +131,7 @@ def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
     """Computes (or reuses) each run's record of the analysis, into its run directory."""
     settings = settings_of(analysis, args)
     subjects = [of_run(run) for run in runs]
-    current = [is_current(run.read_analysis(analysis), settings, (run.read_summary() or {}).get("steps")) for run in runs]
+    current = [is_current(run.read_analysis(analysis), settings, subject.final_step) for run, subject in zip(runs, subjects)]
     for subject, done in zip(subjects, current):
         if not done:
             data_root(subject, args.data_root)  # every run's data is there before hours go into the first

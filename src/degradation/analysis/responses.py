@@ -17,7 +17,7 @@ from torch import nn
 from degradation.data.cifar10 import CifarDataModule
 from degradation.errors import OneLineParser, UserError
 from degradation.nets.registry import build_net
-from degradation.runs.checkpoints import load
+from degradation.runs.checkpoints import saved_network
 from degradation.runs.provenance import pick_device
 from degradation.runs.rundir import RunDir
 
@@ -98,9 +98,8 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
         raise UserError(f"no checkpoint at {checkpoint}")
     run_dir = RunDir.of_checkpoint(checkpoint)
     data = ((run_dir.read_summary() or {}).get("config") or {}).get("data", {})
-    saved = load(checkpoint)
-    weights = {name.removeprefix("net."): value for name, value in saved["state_dict"].items() if name.startswith("net.")}
-    net = eager_net(saved["hyper_parameters"]["net"], weights)
+    saved = saved_network(checkpoint)
+    net = eager_net(saved.net_args, saved.weights)
     datamodule = CifarDataModule(
         root=data_root or data.get("root", "data"),
         download=False,
@@ -110,7 +109,7 @@ def from_checkpoint(checkpoint: Path, data_root: str | None = None, batch_size: 
     )
     datamodule.setup()  # the same training mean image as the run used
     stds = response_stds(net.to(pick_device()), datamodule.test_loader())
-    run_dir.write_responses(DEFINITION, stds, saved["global_step"])
+    run_dir.write_responses(DEFINITION, stds, saved.step)
     return run_dir.responses_path
 
 

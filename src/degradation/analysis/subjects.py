@@ -5,17 +5,18 @@ no augmentation).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
+from degradation.analysis.responses import eager_net
 from degradation.data.cifar10 import CIFAR_DIRNAME, NUM_CLASSES, Split, first_images, hold_out, load_cifar10, mean_image, normalize
 from degradation.errors import UserError
 from degradation.nets.registry import build_net, cifar_depth, net_args
-from degradation.runs.checkpoints import load
+from degradation.runs.checkpoints import saved_network
 from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name
 
 PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "residual_scale": 1.0}
@@ -23,12 +24,15 @@ PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "
 
 @dataclass(frozen=True)
 class Subject:
-    """One network to analyse: its name (plain-56), its model config and seed, and the run it belongs to (if any)."""
+    """One network to analyse: its name (plain-56), its model config and seed, and the run it belongs to (if any)
+    with the run's whole config and the step it trained to, as its summary.json recorded them."""
 
     name: str
     model: dict
     seed: int
     run_dir: RunDir | None = None
+    config: dict = field(default_factory=dict)
+    final_step: int | None = None
 
     @property
     def arch(self) -> str:
@@ -38,18 +42,15 @@ class Subject:
     def depth(self) -> int:
         return self.model["depth"]
 
-    @property
-    def config(self) -> dict:
-        return (self.run_dir.read_summary() or {}).get("config", {}) if self.run_dir else {}
-
 
 def of_run(run_dir: RunDir) -> Subject:
-    config = (run_dir.read_summary() or {}).get("config")
+    summary = run_dir.read_summary() or {}
+    config = summary.get("config")
     if not config:
         raise UserError(f"{run_dir.path} has no summary.json with its config: not a run directory")
     model = config["model"]
     return Subject(f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
-                   model, config["seed"], run_dir)
+                   model, config["seed"], run_dir, config, summary.get("steps"))
 
 
 def of_name(name: str, seed: int = 0) -> Subject:
@@ -75,11 +76,8 @@ def trained_net(subject: Subject) -> tuple[nn.Module, int]:
     checkpoint = subject.run_dir.last_checkpoint if subject.run_dir else None
     if checkpoint is None or not checkpoint.is_file():
         raise UserError(f"{subject.name}: no checkpoint at {checkpoint} (trained analyses need the run's last.ckpt)")
-    saved = load(checkpoint)
-    net = build_net(**saved["hyper_parameters"]["net"])
-    net.load_state_dict({name.removeprefix("net."): value for name, value in saved["state_dict"].items()
-                         if name.startswith("net.")})
-    return net, saved["global_step"]
+    saved = saved_network(checkpoint)
+    return eager_net(saved.net_args, saved.weights), saved.step
 
 
 def low_memory_forward(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ the choice of which one to resume from. Writing them is training/checkpoint_io.p
 import logging
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -16,6 +17,21 @@ log = logging.getLogger(__name__)
 def load(path: Path) -> dict:
     """A checkpoint's contents on the CPU, whatever device saved it."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class SavedNetwork(NamedTuple):
+    """What a checkpoint holds of its network: the arguments that build it, its weights, the step it was saved at."""
+
+    net_args: dict
+    weights: dict
+    step: int
+
+
+def saved_network(path: Path) -> SavedNetwork:
+    """The network of a training checkpoint (the module holds it as `net`, its hyper-parameters as `net`)."""
+    saved = load(path)
+    weights = {name.removeprefix("net."): value for name, value in saved["state_dict"].items() if name.startswith("net.")}
+    return SavedNetwork(saved["hyper_parameters"]["net"], weights, saved["global_step"])
 
 
 def checkpoint_step(path: Path) -> int:
