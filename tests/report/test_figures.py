@@ -124,7 +124,7 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
     assert sweep.missing == ["plain-56/seed=0", "resnet-20/seed=0", "resnet-56/seed=0"]
     written, warnings = figures.write_all(sweep, tmp_path / "out")
     # No run has responses.json: no empty Figure 7, and a warning that says how to get its data.
-    assert {p.name for p in written} == {"fig6.png", "fig6.pdf", "fig1.png", "table6.md", "table6.csv"}
+    assert {p.name for p in written} == {"fig6.png", "fig6.pdf", "fig1.png", "fig1.pdf", "table6.md", "table6.csv"}
     assert warnings == [f"Figure 7 not drawn: {figures.NO_RESPONSES}"] and "python -m degradation.responses" in warnings[0]
     assert not (tmp_path / "out/fig7.png").exists()
     assert all(p.stat().st_size > 0 for p in written)

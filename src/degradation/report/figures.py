@@ -3,7 +3,7 @@
     python -m degradation.figures                       # the latest sweep under runs/
     python -m degradation.figures --sweep runs/quick    # a given (possibly partial) sweep
     python -m degradation.figures --source wandb --project degradation --group cifar   # runs on W&B
-Output: figures/<sweep name>/{fig6.png, fig6.pdf, fig1.png, fig7.png, fig7.pdf, table6.md, table6.csv, source.txt}
+Output: figures/<sweep name>/{fig6.png, fig6.pdf, fig1.png, fig1.pdf, fig7.png, fig7.pdf, table6.md, table6.csv, source.txt}
 (a figure without data is left out with a warning; a folder holding another sweep's figures is refused)
 """
 
@@ -323,7 +323,7 @@ def write_all(sweep: Sweep, out: Path, ylim="paper") -> tuple[list[Path], list[s
     if fig1 is None:
         warnings.append("Figure 1 not drawn: the sweep has no plain-20 or plain-56 (e.g. make sweep-cifar DEPTHS=20,56)")
     else:
-        written += save(fig1, out, "fig1", suffixes=("png",))
+        written += save(fig1, out, "fig1")
     fig7 = figure7(sweep)
     if fig7 is None:
         warnings.append(f"Figure 7 not drawn: {NO_RESPONSES}")
