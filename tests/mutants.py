@@ -518,6 +518,10 @@ MUTATIONS = [
              "src/degradation/analysis/subjects.py", "    return eager_net(saved.net_args, saved.weights), saved.step\n",
              "    return build_net(**saved.net_args), saved.step\n",
              "tests/analysis/test_analyze.py::test_trained_analyses_look_at_the_runs_final_weights"),
+    # --- the documentation ------------------------------------------------------------------------------
+    Mutation("a link of the README leads nowhere (a page renamed, the link not)",
+             "README.md", "| [docs/analyses.md](docs/analyses.md) |", "| [docs/analyses.md](docs/analysis.md) |",
+             "tests/test_docs.py::test_every_link_between_the_repositorys_files_leads_to_one"),
 ]
 
 
