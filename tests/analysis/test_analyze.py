@@ -64,6 +64,22 @@ def test_trained_analyses_look_at_the_runs_final_weights(tiny_sweep, tmp_path, m
     assert run.read_analysis("lesion")["intact"] == pytest.approx(final["test_err"], abs=1e-6)
 
 
+def test_a_run_that_ended_after_its_last_checkpoint_reuses_its_results_too(tiny_sweep, tmp_path, monkeypatch, capsys):
+    """A diverged run's summary says a later step than its last checkpoint's (a running one's, an earlier one):
+    the record of the checkpoint's weights is what decides, so hours of lesion study are not redone."""
+    import shutil
+
+    run = RunDir(shutil.copytree(tiny_sweep / "runs/tiny/plain-8", tmp_path / "runs/diverged/plain-8") / "seed=0")
+    summary = json.loads(run.summary_path.read_text())
+    run.summary_path.write_text(json.dumps({**summary, "steps": summary["steps"] + 5, "status": "diverged"}))
+    monkeypatch.chdir(tmp_path)
+    main(["lesion", "--sweep", "runs/diverged", *SMALL])
+    first = run.analysis_path("lesion").stat().st_mtime_ns
+    capsys.readouterr()
+    main(["lesion", "--sweep", "runs/diverged", *SMALL])
+    assert "reusing" in capsys.readouterr().err and run.analysis_path("lesion").stat().st_mtime_ns == first
+
+
 def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(["shattering", "--nets", "plain-8,resnet-14", "--data-root", str(fake_cifar_root), "--pairs", "1", "--out", "init"])

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from degradation.analysis import gradients, landscape, lesion, shattering
-from degradation.analysis.subjects import Subject, cifar_images, data_root, init_net, of_name, of_run, trained_net
+from degradation.analysis.subjects import Subject, cifar_images, data_root, init_net, of_name, of_run, trained_net, trained_step
 from degradation.runs.rundir import RunDir, write_atomically
 
 ANALYSES = ("gradients", "shattering", "lesion", "landscape")
@@ -119,19 +119,19 @@ DEFINITIONS = {"gradients": gradients.DEFINITION, "shattering": shattering.DEFIN
 # --- over a sweep or a list of nets -----------------------------------------------------------------------
 
 
-def is_current(record: dict | None, settings: dict, final_step: int | None) -> bool:
+def is_current(record: dict | None, settings: dict, checkpoint_step: int | None) -> bool:
     """A recorded result to reuse: complete, with the same settings and, where it used trained weights, those of
-    the run's final step."""
+    the run's checkpoint as it is now."""
     if not record or record.get("settings") != settings or not record.get("complete", True):
         return False
-    return record.get("step", final_step) == final_step
+    return record.get("step", checkpoint_step) == checkpoint_step
 
 
 def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
     """Computes (or reuses) each run's record of the analysis, into its run directory."""
     settings = settings_of(analysis, args)
     subjects = [of_run(run) for run in runs]
-    current = [is_current(run.read_analysis(analysis), settings, subject.final_step) for run, subject in zip(runs, subjects)]
+    current = [is_current(run.read_analysis(analysis), settings, trained_step(subject)) for run, subject in zip(runs, subjects)]
     for subject, done in zip(subjects, current):
         if not done:
             data_root(subject, args.data_root)  # every run's data is there before hours go into the first

@@ -16,7 +16,7 @@ from degradation.analysis.responses import eager_net
 from degradation.data.cifar10 import CIFAR_DIRNAME, NUM_CLASSES, Split, first_images, hold_out, load_cifar10, mean_image, normalize
 from degradation.errors import UserError
 from degradation.nets.registry import build_net, cifar_depth, net_args
-from degradation.runs.checkpoints import saved_network
+from degradation.runs.checkpoints import checkpoint_step, saved_network
 from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name
 
 PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "residual_scale": 1.0}
@@ -25,14 +25,13 @@ PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "
 @dataclass(frozen=True)
 class Subject:
     """One network to analyse: its name (plain-56), its model config and seed, and the run it belongs to (if any)
-    with the run's whole config and the step it trained to, as its summary.json recorded them."""
+    with the run's whole config as its summary.json recorded it."""
 
     name: str
     model: dict
     seed: int
     run_dir: RunDir | None = None
     config: dict = field(default_factory=dict)
-    final_step: int | None = None
 
     @property
     def arch(self) -> str:
@@ -44,13 +43,12 @@ class Subject:
 
 
 def of_run(run_dir: RunDir) -> Subject:
-    summary = run_dir.read_summary() or {}
-    config = summary.get("config")
+    config = (run_dir.read_summary() or {}).get("config")
     if not config:
         raise UserError(f"{run_dir.path} has no summary.json with its config: not a run directory")
     model = config["model"]
     return Subject(f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
-                   model, config["seed"], run_dir, config, summary.get("steps"))
+                   model, config["seed"], run_dir, config)
 
 
 def of_name(name: str, seed: int = 0) -> Subject:
@@ -69,6 +67,13 @@ def init_net(subject: Subject) -> nn.Module:
         return build_net(**net_args(subject.model, NUM_CLASSES))
     except ValueError as error:
         raise UserError(f"{subject.name}: {error}") from None
+
+
+def trained_step(subject: Subject) -> int | None:
+    """The step of the run's last.ckpt (what a trained analysis looks at), None without one. Not summary.json's
+    steps: a diverged run's checkpoint is older than its last step, a running one's newer than its summary."""
+    checkpoint = subject.run_dir.last_checkpoint if subject.run_dir else None
+    return checkpoint_step(checkpoint) if checkpoint is not None and checkpoint.is_file() else None
 
 
 def trained_net(subject: Subject) -> tuple[nn.Module, int]:
