@@ -314,8 +314,9 @@ def lesion_figure(entries: list[Entry]):
 
 
 def landscape_figures(entries: list[Entry]):
-    """(contours: rows = depths, columns = plain / ResNet, each net's lowest seed; 1-D slices)."""
-    nets = {key: group[0] for key, group in by_net(entries).items() if group[0].record.get("complete")}
+    """(contours: rows = depths, columns = plain / ResNet, each net's lowest seed with a complete grid; 1-D slices)."""
+    complete = [entry for entry in entries if entry.record.get("complete")]
+    nets = {key: group[0] for key, group in by_net(complete).items()}
     depths = sorted({depth for _, depth in nets})
     fig, axes = plt.subplots(len(depths), 2, figsize=(9, 4.2 * len(depths)), squeeze=False)
     for row, depth in enumerate(depths):
@@ -342,13 +343,24 @@ def landscape_figures(entries: list[Entry]):
     return fig, slices
 
 
+CONTOUR_LEVELS = 18
+
+
 def draw_contours(ax, record: dict) -> None:
-    """Contours of the loss as Li et al. draw them: levels from the minimum up, in log steps."""
+    """Contours of the loss as Li et al. draw them: levels from the minimum up, in log steps, to 50 x the minimum
+    (+ 10 for a minimum near 0) at most, so that a wall of huge losses does not take every level. Points whose
+    loss is not finite (float32 overflow far from the weights) are left blank and counted under the axes."""
     grid = np.array(record["axis"])
-    loss = np.array(record["loss"], dtype=float)  # rows: beta, columns: alpha
-    levels = np.unique(np.geomspace(max(loss.min(), 1e-3), min(loss.max(), 50 * loss.min() + 10), 18))
-    contours = ax.contour(grid, grid, loss, levels=levels, cmap="viridis", linewidths=0.8)
+    loss = np.ma.masked_invalid(np.array(record["loss"], dtype=float))  # rows: beta, columns: alpha
+    if loss.count() == 0:
+        below_axes(ax, ["no finite loss on the grid"], "not-finite")
+        return
+    low, high = max(loss.min(), 1e-3), min(loss.max(), 50 * loss.min() + 10)
+    contours = ax.contour(grid, grid, loss, levels=np.unique(np.geomspace(low, high, CONTOUR_LEVELS)),
+                          cmap="viridis", linewidths=0.8)
     ax.clabel(contours, contours.levels[::3], fontsize=6, fmt="%.2g")
+    if np.ma.count_masked(loss):
+        below_axes(ax, [f"{np.ma.count_masked(loss)} of {loss.size} points not finite (blank)"], "not-finite")
     ax.plot(0, 0, marker="+", color="k")
     ticks = [-1, -0.5, 0, 0.5, 1]
     ax.set(xlabel="α (δ)", ylabel="β (η)", aspect="equal", xticks=ticks, yticks=ticks)
