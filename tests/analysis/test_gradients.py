@@ -51,6 +51,13 @@ def test_a_run_records_the_gradient_norms_of_the_step_just_taken(tmp_path, fake_
     assert [row["layer"] for row in rows[:8]] == [name for name, _ in weight_layers(net)]
 
 
+def test_gradients_are_recorded_at_the_steps_of_the_metrics_rows(straight_run):
+    """Every log_every iterations and at the last (TINY_RUN: 4, 8, 12): the same rule as metrics.csv's rows."""
+    row_steps = [row["step"] for row in straight_run.read_metrics() if row["train_loss"] is not None]
+    assert row_steps == [4, 8, 12]
+    assert sorted({row["step"] for row in straight_run.read_gradients()}) == row_steps
+
+
 def test_no_rows_before_a_step_and_none_when_recording_is_off(tmp_path, fake_cifar_root):
     assert GradientRecorder(CifarNet(8, residual=True)).read(0) == []
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "trainer.record_gradients=false", "name=off", cwd=tmp_path)

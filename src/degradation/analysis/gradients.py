@@ -57,16 +57,3 @@ def at_init(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[
     net.zero_grad(set_to_none=True)
     F.cross_entropy(low_memory_forward(net, images), labels).backward()
     return GradientRecorder(net).read(0)
-
-
-def by_step(records: list[dict]) -> dict[int, list[dict]]:
-    """gradients.csv's rows grouped by step, each group in layer order."""
-    grouped: dict[int, list[dict]] = {}
-    for row in records:
-        grouped.setdefault(int(row["step"]), []).append(row)
-    return grouped
-
-
-def first_to_last_ratio(layer_rows: list[dict]) -> float:
-    """‖∂L/∂W‖ of the first layer over that of the last: > 1 means gradients grow towards the input."""
-    return layer_rows[0]["grad_norm"] / layer_rows[-1]["grad_norm"]

@@ -37,12 +37,12 @@ def line_between(a: torch.Tensor, b: torch.Tensor, points: int = POINTS) -> torc
 
 
 def input_gradients(net: nn.Module, inputs: torch.Tensor, output: int, bn_mode: str) -> torch.Tensor:
-    """[points, pixels]: the gradient of output `output` at each input (on a copy: the net and its BN
-    statistics are left as they were)."""
+    """[points, pixels] in float64 on the CPU (MPS has no float64): the gradient of output `output` at each input
+    (on a copy: the net and its BN statistics are left as they were)."""
     net = copy.deepcopy(net).train(bn_mode == "train")
     inputs = inputs.detach().clone().requires_grad_(True)
     (gradient,) = torch.autograd.grad(low_memory_forward(net, inputs)[:, output].sum(), inputs)
-    return gradient.flatten(1).double()
+    return gradient.flatten(1).cpu().double()
 
 
 def autocorrelation(gradients: torch.Tensor, max_lag: int = MAX_LAG) -> list[float]:

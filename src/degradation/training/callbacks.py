@@ -13,6 +13,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from degradation.analysis.gradients import GradientRecorder
 from degradation.analysis.responses import DEFINITION, eager_copy, response_stds
 from degradation.runs.rundir import MetricsWriter, RunDir
+from degradation.training.module import row_due
 
 log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # what SLURM and submitit send ahead of a preemption or time limit
@@ -149,5 +150,5 @@ class RecordGradients(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
-        if step % self.every == 0 or step >= trainer.max_steps:
+        if row_due(step, self.every, trainer.max_steps):
             self.run_dir.append_gradients(self.recorder.read(step))

@@ -50,6 +50,11 @@ class Diverged(RuntimeError):
         self.step = step
 
 
+def row_due(step: int, every: int, max_steps: int) -> bool:
+    """Whether iteration `step` writes a metrics row (and the rows that go with it): every `every`, and the last."""
+    return step % every == 0 or step >= max_steps
+
+
 class ClassifierModule(pl.LightningModule):
     """Trains a network with the paper's protocol and logs one row of metrics per log/eval step.
 
@@ -132,7 +137,7 @@ class ClassifierModule(pl.LightningModule):
     def end_of_step(self, step: int) -> None:
         """The training row, when one is due; written here so that every callback sees it at this step."""
         last_step = step >= self.trainer.max_steps
-        if step % self.log_every == 0 or last_step:
+        if row_due(step, self.log_every, self.trainer.max_steps):
             loss, error = self.train_tally.read()
             self.log_row(train_loss=loss, train_err=error, lr=self.schedule.lr_at(step - 1))
             self.stop_if_diverged(train_loss=loss)
