@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -98,3 +99,14 @@ def test_an_mps_daemon_that_will_not_start_is_a_row_and_the_timings_before_it_ar
     rows = degradation_bench.shared_rows(torch.device("cuda"), *[None] * 8)
     assert rows[0] == {"processes": 4, "mps": False, "gain": 1.0}
     assert rows[1]["mps"] is True and "MPS daemon did not start" in rows[1]["error"] and "permission denied" in rows[1]["error"]
+
+
+def test_cpus_with_and_without_bf16_units_keep_their_benchmarks_apart():
+    from degradation.bench.measure import DEFAULT_ARCHS, output_paths
+
+    def folder(device: str, units: str) -> str:
+        return output_paths(Path("out"), device, DEFAULT_ARCHS, [], units)[0].parent.name
+
+    assert folder("cpu (x86_64, 2 threads)", "none") == "cpu-x86_64-2-threads"  # the folder already on record
+    assert folder("cpu (x86_64, 2 threads)", "AVX-512 BF16") == "cpu-x86_64-2-threads-avx-512-bf16"
+    assert folder("NVIDIA H200", "AMX") == "nvidia-h200"  # a GPU's speed is not its host's
