@@ -165,7 +165,8 @@ def test_wandb_failing_offline_too_leaves_the_run_with_metrics_csv_only(tmp_path
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = compose_config("logger=wandb", "logger.wandb.mode=online")
     with caplog.at_level("WARNING"):
-        assert tracking.open_run(cfg, tmp_path, None, {}) == (None, None)
+        wandb_run = tracking.open_run(cfg, tmp_path, None, {})
+    assert wandb_run.logger is None and wandb_run.record is None
     assert "W&B offline failed too" in caplog.text and "metrics.csv only" in caplog.text
 
 

@@ -1,11 +1,18 @@
-"""`python -m degradation.train` with one fault injected, chosen by FAULT=<kind>:<count>[:<signal>].
+"""`python -m degradation.train` with faults injected, chosen by FAULT=<kind>:<count>[:<signal>][,<kind>:...].
 
     kill-step:N          SIGKILL in the middle of training step N (after its forward pass)
     kill-checkpoint:K    SIGKILL inside the K-th checkpoint write, with only half its bytes on disk
     kill-rename:K        SIGKILL between the two renames that install the K-th checkpoint
     kill-metrics:K       SIGKILL with only the first character of the K-th metrics row written
     signal-step:N:SIG    send SIGTERM or SIGUSR1 to itself during training step N
+    signal-all:N:SIG     send SIG<SIG> to itself and every process it started (W&B's service among them) during
+                         training step N, as SLURM signals every process of a job
     signal-eval:K:SIG    send SIGTERM or SIGUSR1 to itself during the first batch of the K-th evaluation
+    kill-wandb:N         SIGTERM W&B's service (wandb-core) during training step N, as a scheduler's signal would
+    fail-after-signal:N  during training step N, SIGTERM to itself, then a failure (as when the signal also took down
+                         a helper process the step relied on, a compiler of torch.compile say)
+    preempted-returns:0  a preempted run returns as if it had ended (what a W&B error at the preemption once did),
+                         so its SLURM job writes a result while SLURM has requeued it
     wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min);
                          creates the file named by REACHED (if set) when it starts waiting
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
@@ -37,6 +44,59 @@ def signal_self(name: str):
     """An action that sends this process SIG<name> (TERM, USR1)."""
     signum = getattr(signal, f"SIG{name}")
     return lambda: os.kill(os.getpid(), signum)
+
+
+def children() -> list[int]:
+    """Every process this one started, and theirs."""
+    found, todo = [], [os.getpid()]
+    while todo:
+        listed = Path(f"/proc/{todo.pop()}/task")
+        for task in listed.iterdir() if listed.is_dir() else ():
+            kids = (task / "children").read_text().split() if (task / "children").is_file() else []
+            found += [int(kid) for kid in kids]
+            todo += [int(kid) for kid in kids]
+    return found
+
+
+def signal_all(name: str):
+    """An action that sends SIG<name> to this process and all it started, as SLURM does to a job's processes."""
+    signum = getattr(signal, f"SIG{name}")
+
+    def send() -> None:
+        for pid in children():
+            os.kill(pid, signum)
+        os.kill(os.getpid(), signum)
+
+    return send
+
+
+def kill_wandb_service() -> None:
+    services = [pid for pid in children() if "wandb-core" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert services, "no W&B service to kill"
+    for pid in services:
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+            time.sleep(0.01)  # gone before the step's row goes to W&B
+
+
+def fail_after_signal() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    raise RuntimeError("a compile worker died (simulated)")
+
+
+def preempted_returns() -> None:
+    from degradation.training import lifecycle
+    from degradation.training.callbacks import Preempted
+
+    train = lifecycle.train
+
+    def returning(*args, **kwargs):
+        try:
+            return train(*args, **kwargs)
+        except Preempted:
+            return None
+
+    lifecycle.train = returning
 
 
 def disk_full(path) -> OSError:
@@ -140,13 +200,27 @@ def no_space_for_checkpoint(original, path, data, **kwargs):
         original(path, data, **kwargs)
 
 
-def install(fault: str) -> None:
+def install(faults: str) -> None:
+    """One fault, or several separated by commas."""
+    for fault in faults.split(","):
+        install_one(fault)
+
+
+def install_one(fault: str) -> None:
     kind, count, *rest = fault.split(":")
     count = int(count)
     if kind == "kill-step":
         during_step(count, die)
     elif kind == "signal-step":
         during_step(count, signal_self(rest[0]))
+    elif kind == "signal-all":
+        during_step(count, signal_all(rest[0]))
+    elif kind == "kill-wandb":
+        during_step(count, kill_wandb_service)
+    elif kind == "fail-after-signal":
+        during_step(count, fail_after_signal)
+    elif kind == "preempted-returns":
+        preempted_returns()
     elif kind == "signal-eval":
         during_evaluation(count, signal_self(rest[0]))
     elif kind == "wait-step":

@@ -62,3 +62,17 @@ def test_a_run_directory_that_vanishes_mid_run_stops_it_with_one_line(tmp_path, 
     assert process.returncode == 1, stderr[-3000:]
     assert stderr.strip().splitlines()[-1].startswith("error: No such file or directory: ")
     assert "Traceback" not in stderr
+
+
+def test_wandb_service_killed_mid_run_is_one_warning_and_the_run_ends_as_without_wandb(tmp_path, fake_cifar_root,
+                                                                                        straight_run):
+    """W&B's service (wandb-core) gone at step 5, as SLURM's signal to every process takes it: every later W&B call
+    raises; the run completes with the metrics of a run without W&B, and says so once."""
+    args = tiny(fake_cifar_root, "logger=wandb", "logger.wandb.mode=offline", "name=nowandb")
+    result = run_with_fault("kill-wandb:5", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert log.count("W&B stopped working (ConnectionResetError") == 1 and log.count("W&B") == 1, log[-3000:]
+    assert "Traceback" not in log and "Exception ignored" not in log
+    run = run_dir(tmp_path, "nowandb")
+    assert_same_results(run, straight_run)

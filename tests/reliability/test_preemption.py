@@ -7,6 +7,7 @@ import pytest
 
 from degradation.runs.checkpoints import checkpoint_step
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
+from wandb_files import records
 
 
 @pytest.mark.parametrize("name, step", [("TERM", 9), ("USR1", 9), ("USR2", 9), ("TERM", 10)],
@@ -37,6 +38,62 @@ def test_a_signal_during_an_evaluation_resumes_from_the_checkpoint_before_it(tmp
     assert "arrived during an evaluation" in stopped.stdout + stopped.stderr
     run = run_dir(tmp_path, "preempted")
     assert run.read_summary()["status"] == "interrupted" and checkpoint_step(run.last_checkpoint) == 6
+    resumed = run_ok(*args, cwd=tmp_path)
+    assert "from last.ckpt (step 6)" in resumed.stdout + resumed.stderr
+    assert_same_results(run, straight_run)
+
+
+def wandb_ids(run) -> set[str]:
+    """The W&B run id of every offline attempt (in its file's name: a service killed by the signal never wrote the
+    records it still held, the run record among them) and of every run record written."""
+    files = list(run.path.glob("wandb/offline-run-*/run-*.wandb"))
+    written = [record.run.run_id for path in files for record in records(path) if record.WhichOneof("record_type") == "run"]
+    return {path.stem.removeprefix("run-") for path in files} | set(written)
+
+
+def test_a_signal_to_every_process_with_wandb_on_is_a_preemption_and_one_wandb_run(tmp_path, fake_cifar_root,
+                                                                                  straight_run):
+    """SIGTERM to the run and every process it started (SLURM's way), W&B on: its service dies with the signal. The
+    run still checkpoints at its step and exits as preempted; the rerun continues the same W&B run."""
+    args = tiny(fake_cifar_root, "logger=wandb", "logger.wandb.mode=offline", "name=preempted")
+    stopped = run_with_fault("signal-all:9:TERM", *args, cwd=tmp_path)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    run = run_dir(tmp_path, "preempted")
+    summary = run.read_summary()
+    assert summary["status"] == "interrupted" and "stopped by SIGTERM at step 9" in summary["error"]
+    assert checkpoint_step(run.last_checkpoint) == 9
+    assert (stopped.stdout + stopped.stderr).count("W&B stopped working") <= 1 and "Traceback" not in stopped.stderr
+
+    resumed = run_ok(*args, cwd=tmp_path)
+    assert "from last.ckpt (step 9)" in resumed.stdout + resumed.stderr
+    assert_same_results(run, straight_run)
+    assert wandb_ids(run) == {summary["wandb"]["id"]} and len(list(run.path.glob("wandb/offline-run-*"))) == 2
+
+
+def test_a_preempted_run_is_marked_preempting_in_wandb(tmp_path, fake_cifar_root):
+    """submitit's SIGUSR2 (ahead of the time limit) leaves W&B's service alive: the run tells it it is preempting,
+    so W&B shows it preempted rather than crashed or failed."""
+    args = tiny(fake_cifar_root, "logger=wandb", "logger.wandb.mode=offline", "name=preempted")
+    stopped = run_with_fault("signal-step:9:USR2", *args, cwd=tmp_path)
+    assert stopped.returncode == 128 + signal.SIGUSR2, stopped.stderr[-3000:]
+    [wandb_file] = run_dir(tmp_path, "preempted").path.glob("wandb/offline-run-*/run-*.wandb")
+    kinds = [record.WhichOneof("record_type") for record in records(wandb_file)]
+    assert "preempting" in kinds and "W&B" not in stopped.stdout + stopped.stderr
+
+
+def test_a_failure_after_a_preemption_signal_is_a_preemption_resumed_from_the_last_checkpoint(tmp_path,
+                                                                                             fake_cifar_root,
+                                                                                             straight_run):
+    """The signal reached the run's helper processes too (a compiler of torch.compile, the MPS daemon), and the step
+    fails because one is gone: the run is preempted, not failed, and resumes from its last checkpoint (step 6)."""
+    args = tiny(fake_cifar_root, "name=preempted")
+    stopped = run_with_fault("fail-after-signal:9", *args, cwd=tmp_path)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    run = run_dir(tmp_path, "preempted")
+    summary = run.read_summary()
+    assert summary["status"] == "interrupted" and "RuntimeError: a compile worker died" in summary["error"]
+    assert "Traceback" not in stopped.stderr
+
     resumed = run_ok(*args, cwd=tmp_path)
     assert "from last.ckpt (step 6)" in resumed.stdout + resumed.stderr
     assert_same_results(run, straight_run)

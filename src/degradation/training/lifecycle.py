@@ -103,15 +103,15 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     datamodule.setup()  # data errors surface here, before anything is trained
     module = build.build_module(cfg, datamodule.eval_names)
     config = OmegaConf.to_container(cfg, resolve=True)
-    wandb_logger, wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
+    wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
     on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
     callbacks = [LockHeartbeat(lock), on_signal, RecordResponses(run_dir)]  # the last one: Figure 7's data
     if cfg.trainer.record_gradients:
         callbacks.insert(-1, RecordGradients(run_dir, cfg.trainer.log_every))
-    trainer = build.build_trainer(cfg, run_dir, datamodule, wandb_logger, callbacks)
+    trainer = build.build_trainer(cfg, run_dir, datamodule, wandb_run.logger, callbacks)
     checkpoint = resume_point(run_dir)
 
-    summary = start_summary(cfg, module.net, trainer, checkpoint is not None, config, wandb_run)
+    summary = start_summary(cfg, module.net, trainer, checkpoint is not None, config, wandb_run.record)
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     run_dir.write_summary(summary)
     try:
@@ -122,26 +122,41 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
         summary = finish_summary(summary, run_dir, trainer, DIVERGED, error=str(diverged))
         log.warning("diverged: %s; the last checkpoint and the metrics before it are kept", diverged)
     except SIGTERMException:
-        stopped = f"stopped by {on_signal.signal_name} at step {trainer.global_step}; checkpoint saved"
-        record_end(run_dir, {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped}, wandb_logger)
-        log.warning("%s: run the same command again to resume", stopped)
-        raise Preempted(on_signal.signum) from None
+        raise end_preempted(run_dir, summary, trainer, on_signal, wandb_run) from None
     except BaseException as error:
+        if on_signal.signum is not None:
+            # The signal went to every process of the job (SLURM's way) and took down a helper this run relied on
+            # (a compiler of torch.compile, the MPS daemon): a preemption, resumed from the last checkpoint.
+            raise end_preempted(run_dir, summary, trainer, on_signal, wandb_run, error) from None
         status = FAILED if isinstance(error, Exception) else INTERRUPTED
-        record_end(run_dir, {**summary, "status": status, "error": f"{type(error).__name__}: {error}"}, wandb_logger)
+        record_end(run_dir, {**summary, "status": status, "error": f"{type(error).__name__}: {error}"}, wandb_run)
         raise
     run_dir.write_summary(summary)
-    tracking.finish(wandb_logger, summary, exit_code=0)
+    wandb_run.finish(summary, exit_code=0)
     return summary
 
 
-def record_end(run_dir: RunDir, summary: dict, wandb_logger) -> None:
+def end_preempted(run_dir: RunDir, summary: dict, trainer: pl.Trainer, on_signal: CheckpointOnSignal, wandb_run,
+                  error: BaseException | None = None) -> Preempted:
+    """Records a run stopped by a preemption signal; the exit that hands it over to its requeue (or a rerun)."""
+    stopped = f"stopped by {on_signal.signal_name} at step {trainer.global_step}"
+    if error is None:
+        stopped += "; checkpoint saved"
+    else:
+        stopped += f" ({one_line(error, with_type=True)} after the signal); it resumes from its last checkpoint"
+    record_end(run_dir, {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped}, wandb_run,
+               preempted=True)
+    log.warning("%s: run the same command again to resume", stopped)
+    return Preempted(on_signal.signum)
+
+
+def record_end(run_dir: RunDir, summary: dict, wandb_run, preempted: bool = False) -> None:
     """Best effort for a run that did not complete: the disk may be full or the directory gone."""
     try:
         run_dir.write_summary(summary)
     except OSError as error:
         log.warning("could not record status %s in %s: %s", summary["status"], run_dir.summary_path, error)
-    tracking.finish(wandb_logger, {"status": summary["status"]}, exit_code=1)
+    wandb_run.finish({"status": summary["status"]}, exit_code=1, preempted=preempted)
 
 
 def record_failure(cfg: DictConfig, run_dir: RunDir, error: Exception) -> None:
