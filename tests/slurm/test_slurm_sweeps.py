@@ -18,6 +18,9 @@ SITE = Path(__file__).with_name("site")  # puts a FAULT into the jobs' Python (s
 # What a job asks of this one-node cluster: no GPUs, one core, a little memory.
 SMALL_JOBS = ["launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
               "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=60"]
+# As users run sweeps: with W&B (the sweep presets' logger), offline without credentials. Its service is a process
+# of the job that SLURM's signals reach too.
+WANDB = ["logger=wandb", "logger.wandb.mode=offline"]
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +36,13 @@ def slurm(tmp_path_factory) -> dict[str, str]:
 def local_runs(tmp_path_factory, fake_cifar_root) -> Path:
     """resnet-8, seeds 0-2, trained here one after another: what every SLURM run must end up equal to."""
     cwd = tmp_path_factory.mktemp("local")
-    result = run_train("-m", *tiny(fake_cifar_root, "seed=0,1,2", "name=local"), cwd=cwd)
+    result = run_train("-m", *tiny(fake_cifar_root, "seed=0,1,2", "name=local", "logger=csv"), cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "runs/local"
 
 
 def tiny(fake_cifar_root, *overrides) -> list[str]:
-    return [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides]
+    return [*TINY_RUN, f"data.root={fake_cifar_root}", *WANDB, *overrides]
 
 
 def start_sweep(cwd: Path, slurm: dict, *args: str, **env: str) -> subprocess.Popen:
@@ -85,6 +88,11 @@ def same_metrics(run: Path, reference: Path) -> bool:
     return (run / "metrics.csv").read_text() == (reference / "metrics.csv").read_text()
 
 
+def wandb_ids(run: Path) -> set[str]:
+    """The W&B run id of every offline attempt of a run (each attempt's file is named after it)."""
+    return {path.stem.removeprefix("run-") for path in run.glob("wandb/offline-run-*/run-*.wandb")}
+
+
 def table_rows(output: str, sweep_dir: str) -> dict[str, str]:
     """The sweep table's status of each run."""
     table = output[output.index(f"sweep {sweep_dir}"):].splitlines()[2:]
@@ -93,7 +101,7 @@ def table_rows(output: str, sweep_dir: str) -> dict[str, str]:
 
 def test_make_sweep_cifar_on_slurm_ends_as_the_same_grid_trained_here(slurm, tmp_path, fake_cifar_root, local_runs):
     """A 2-run grid through `make sweep-cifar LAUNCHER=slurm`; the same command again submits nothing."""
-    extra = " ".join([*tiny(fake_cifar_root), *SMALL_JOBS[1:], "logger=csv", f"runs_root={tmp_path}/runs"])
+    extra = " ".join([*tiny(fake_cifar_root), *SMALL_JOBS[1:], f"runs_root={tmp_path}/runs"])
     make = ["make", "-s", "sweep-cifar", "LAUNCHER=slurm", "ARCHS=resnet", "DEPTHS=8", "SEEDS=0,1", f"EXTRA={extra}"]
     first = subprocess.run(make, cwd=ROOT, env=subprocess_env(**slurm), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
@@ -133,6 +141,28 @@ def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(sl
         assert output.count(f"SLURM job {jobs[seed]} (") >= 1  # the sweep said it was requeued
         assert stopped_and_resumed_at(run) >= 9 and summary(run)["resumed"]
         assert same_metrics(run, local_runs / f"resnet-8/seed={seed}"), seed
+        # W&B on, its service signalled with the job: one W&B run across the requeue, and never the run's fate
+        assert wandb_ids(run) == {summary(run)["wandb"]["id"]} and len(list(run.glob("wandb/offline-run-*"))) == 2
+        assert "run failed" not in (run / "train.log").read_text()
+
+
+def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(slurm, tmp_path, fake_cifar_root,
+                                                                               local_runs):
+    """A preempted run that returns as if it had ended (what a W&B error at the preemption once made it do): its job
+    writes a result file, and SLURM runs it again. The sweep waits for that second run, not for the result file."""
+    release = tmp_path / "release"
+    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, "seed=0", "name=returned"),
+                        FAULT="wait-step:9,preempted-returns:0", RELEASE=str(release))
+    run = tmp_path / "runs/returned/resnet-8/seed=0"
+    job = wait_until_past_step(run, 8, sweep)
+    subprocess.run(["scontrol", "requeue", job], check=True, env=subprocess_env(**slurm))
+    release.touch()
+
+    code, output = finish(sweep)
+    assert code == 0, output[-4000:]
+    assert table_rows(output, "runs/returned") == {"resnet-8/seed=0": "completed"}
+    assert stopped_and_resumed_at(run) >= 9
+    assert same_metrics(run, local_runs / "resnet-8/seed=0")
 
 
 def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(slurm, tmp_path, fake_cifar_root,

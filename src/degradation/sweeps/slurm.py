@@ -99,34 +99,49 @@ def sbatch_reason(refused: Exception) -> str:
     return reason.removeprefix("sbatch: error: ") + hint
 
 
+# SLURM's states of a job that has not ended: a requeued job is PENDING (or REQUEUED) again, whatever it left behind.
+NOT_ENDED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
+             "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+
+
 def follow(jobs: list, names: list[str]) -> None:
-    """Waits for every job to end, saying when SLURM has requeued one (it then resumes from its checkpoint)."""
+    """Waits for every job to end, saying when SLURM has requeued one (it then resumes from its checkpoint).
+
+    A job has ended when SLURM says so, not when submitit finds a result file: a job that returned while SLURM
+    requeued it (a preemption its run did not hand over) leaves a result and runs again."""
     restarts = dict.fromkeys((job.job_id for job in jobs), 0)
     while True:
-        running = [job for job in jobs if not job.done()]
-        counts = restart_counts(jobs[0].job_id.split("_")[0])
+        states = job_states(jobs[0].job_id.split("_")[0])
         for job, name in zip(jobs, names):
-            count = counts.get(job.job_id, restarts[job.job_id])
+            state, count = states.get(job.job_id, (None, restarts[job.job_id]))
             if count > restarts[job.job_id]:
                 log.warning("SLURM job %s (%s) was requeued: it resumes from its last checkpoint", job.job_id, name)
                 restarts[job.job_id] = count
-        if not running:
+        if all(job.done() and states.get(job.job_id, (None,))[0] not in NOT_ENDED for job in jobs):
             return
         time.sleep(POLL_S)
 
 
-def restart_counts(array_id: str) -> dict[str, int]:
-    """How often SLURM has started each task of a job array again (scontrol's Restarts; sacct does not keep it)."""
+def job_states(array_id: str) -> dict[str, tuple[str, int]]:
+    """Each started task of a job array: its state and how often SLURM has started it again (scontrol's JobState and
+    Restarts; sacct keeps neither as it is now). Empty when scontrol cannot say (the job is long gone)."""
     try:
         shown = subprocess.run(["scontrol", "show", "job", "-o", array_id], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    counts = {}
+    states = {}
     for line in shown.stdout.splitlines():
         fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
-        if "Restarts" in fields:
-            counts[f"{fields.get('ArrayJobId')}_{fields.get('ArrayTaskId')}"] = int(fields["Restarts"])
-    return counts
+        if "Restarts" in fields and "JobState" in fields:
+            states[job_id_of(fields)] = (fields["JobState"], int(fields["Restarts"]))
+    return states
+
+
+def job_id_of(fields: dict[str, str]) -> str:
+    """submitit's name of a job that scontrol shows: <array>_<task>, or the job's id (a sweep of one job is no array)."""
+    if "ArrayTaskId" in fields:
+        return f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
+    return fields["JobId"]
 
 
 def job_return(job, overrides) -> JobReturn:
