@@ -29,56 +29,64 @@ ANALYSIS_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures analyze bench wandb-sync clean-runs
+.PHONY: help install install-unlocked lock test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures analyze bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(INSTALLED) ## create .venv (unless an environment is active) and install the package with its dependencies
+install: ## install exactly uv.lock (the tested versions) into .venv, or into the active virtual/conda environment
+	@tools/environment.sh install "$(ENV_DIR)" $(if $(ACTIVE_ENV),active)
+	@touch $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
-	@if [ -z "$(ACTIVE_ENV)" ] && [ ! -x "$(VENV)/bin/python" ]; then python3 -m venv $(VENV); fi
-	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install -e ".[dev]"
+install-unlocked: ## install the newest releases pyproject.toml allows instead (not the tested set; runs say what differs)
+	@tools/environment.sh install-unlocked "$(ENV_DIR)" $(if $(ACTIVE_ENV),active)
+	@touch $(INSTALLED)
+
+lock: ## move every version in uv.lock to the newest release (then test it: docs/environment.md)
+	@tools/environment.sh lock "$(ENV_DIR)" $(if $(ACTIVE_ENV),active)
+
+# The other targets need an environment, locked unless install-unlocked made it; a new lock installs again.
+$(INSTALLED): pyproject.toml uv.lock
+	@tools/environment.sh install "$(ENV_DIR)" $(if $(ACTIVE_ENV),active)
 	@touch $@
 
-test: install ## run the fast test suite (CPU, no network, tiny synthetic data; also passes with a GPU visible)
+test: $(INSTALLED) ## run the fast test suite (CPU, no network, tiny synthetic data; also passes with a GPU visible)
 	$(PYTHON) -m pytest -m "not slow and not gpu"
 
-test-slow: install ## run only the longer checks
+test-slow: $(INSTALLED) ## run only the longer checks
 	$(PYTHON) -m pytest -m "slow and not gpu"
 
-test-gpu: install ## the CUDA suite (tests/gpu/): every path, sweeps, kills and preemption on a GPU; skipped without one
+test-gpu: $(INSTALLED) ## the CUDA suite (tests/gpu/): every path, sweeps, kills and preemption on a GPU; skipped without one
 	$(PYTHON) -m pytest -m gpu $(PYTEST_ARGS)
 
-mutants: install ## break one promise at a time in a scratch copy and check its test fails (tests/mutants.py; MUTANTS=text filters)
+mutants: $(INSTALLED) ## break one promise at a time in a scratch copy and check its test fails (tests/mutants.py; MUTANTS=text filters)
 	$(PYTHON) tests/mutants.py $(if $(MUTANTS),--only "$(MUTANTS)")
 
-train: install ## train one network: make train ARGS="model=plain model.depth=56 seed=1"
+train: $(INSTALLED) ## train one network: make train ARGS="model=plain model.depth=56 seed=1"
 	$(PYTHON) -m degradation.train $(ARGS)
 
-sweep-cifar: install ## the paper grid {plain,resnet} x {20,32,44,56,110}; vars SEEDS DEPTHS ARCHS LAUNCHER JOBS NAME EXTRA DRY=1
+sweep-cifar: $(INSTALLED) ## the paper grid {plain,resnet} x {20,32,44,56,110}; vars SEEDS DEPTHS ARCHS LAUNCHER JOBS NAME EXTRA DRY=1
 	$(PYTHON) -m degradation.train experiment=sweep_cifar $(SWEEP_ARGS)
 
-sweep-resnets: install ## {plain,residual} x {ResNet-18,34,50} adapted to CIFAR (same vars; ARCHS=resnet18,resnet50)
+sweep-resnets: $(INSTALLED) ## {plain,residual} x {ResNet-18,34,50} adapted to CIFAR (same vars; ARCHS=resnet18,resnet50)
 	$(PYTHON) -m degradation.train experiment=sweep_imagenet_resnets $(SWEEP_ARGS)
 
-sweep-quick: install ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
+sweep-quick: $(INSTALLED) ## CPU-sized grid that shows the degradation in about 30 minutes on 2 cores
 	$(PYTHON) -m degradation.train experiment=sweep_quick $(SWEEP_ARGS)
 
-sweep-cpu: install ## the degradation on a CPU: {plain,resnet} x {20,56}, seeds 0,1, 1000 iterations at lr 0.1, fast CPU path
+sweep-cpu: $(INSTALLED) ## the degradation on a CPU: {plain,resnet} x {20,56}, seeds 0,1, 1000 iterations at lr 0.1, fast CPU path
 	$(PYTHON) -m degradation.train experiment=sweep_cpu $(SWEEP_ARGS)
 
-figures: install ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
+figures: $(INSTALLED) ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
 	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)
 
-analyze: install ## why plain nets degrade: gradients, shattering, lesion, landscape of the latest sweep (or SWEEP=...; ANALYSIS=lesion ANALYSIS_ARGS=...)
+analyze: $(INSTALLED) ## why plain nets degrade: gradients, shattering, lesion, landscape of the latest sweep (or SWEEP=...; ANALYSIS=lesion ANALYSIS_ARGS=...)
 	$(PYTHON) -m degradation.analyze $(ANALYSIS) $(if $(SWEEP),--sweep $(SWEEP)) $(ANALYSIS_ARGS)
 
-bench: install ## time harness vs reference vs bare loop on this device into experiments/bench/; vars ARCHS=plain,resnet DEPTHS EXTRA BENCH_ARGS
+bench: $(INSTALLED) ## time harness vs reference vs bare loop on this device into experiments/bench/; vars ARCHS=plain,resnet DEPTHS EXTRA BENCH_ARGS
 	$(PYTHON) -m degradation.bench $(if $(ARCHS),--archs $(ARCHS)) $(if $(DEPTHS),--depths $(DEPTHS)) $(BENCH_ARGS) $(EXTRA)
 
-wandb-sync: install ## upload runs that W&B logged offline (skips those already synced)
+wandb-sync: $(INSTALLED) ## upload runs that W&B logged offline (skips those already synced)
 	@if [ -z "$(OFFLINE_WANDB_RUNS)" ]; then echo "no offline W&B runs under runs/"; \
 	else $(VENV_BIN)wandb sync $(OFFLINE_WANDB_RUNS); fi
 
