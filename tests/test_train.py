@@ -16,7 +16,7 @@ from conftest import REPEATABLE, TINY_RUN, run_train
 SUMMARY_FIELDS = {
     "arch", "family", "depth", "shortcut", "seed", "params", "residual_twin_params", "steps", "max_steps", "status",
     "final_test_err", "final_test_loss", "final_train_err", "final_train_loss", "wall_time_s", "train_images_per_s", "warmup_s", "capture_s",
-    "device", "math", "versions", "git", "command", "started_at", "finished_at", "resumed", "config", "wandb", "slurm",
+    "device", "math", "versions", "environment", "git", "command", "started_at", "finished_at", "resumed", "config", "wandb", "slurm",
 }
 PLAIN_8_PARAMS = 75_290  # CifarNet(8): 3x3 convs 16/32/64 + BN + linear; option A adds no parameters
 

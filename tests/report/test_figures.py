@@ -238,3 +238,20 @@ def test_figure7_of_a_sweep_without_the_papers_depths_draws_the_sweeps_own_nets(
     RunDir(sweep_dir / "plain-8/seed=0").write_responses(DEFINITION, [1.0, 2.0], step=4000)
     fig = figures.figure7(load_sweep(sweep_dir))
     assert [line.get_gid() for line in fig.axes[0].get_lines()] == ["plain-8"]
+
+
+def test_table6_says_when_its_runs_come_from_differing_environments(tmp_path):
+    """summary.json's `environment`: one lock and `locked` everywhere says nothing; anything else is said, with the
+    runs that differ named."""
+    sweep_dir = write_sweep(tmp_path / "mixed", depths=(20,), seeds=(0, 1))
+    locked = {"lock": "70c527928946ea12", "state": "locked"}
+    for run in RunDir(sweep_dir).path.glob("*/seed=*"):
+        RunDir(run).write_summary({**RunDir(run).read_summary(), "environment": locked})
+    assert "Environments:" not in figures.table6_markdown(figures.table6(load_sweep(sweep_dir)), load_sweep(sweep_dir))
+
+    odd = RunDir(sweep_dir / "plain-20/seed=1")
+    odd.write_summary({**odd.read_summary(), "environment": {**locked, "state": "torch 2.15.0 (lock 2.14.1)"}})
+    sweep = load_sweep(sweep_dir)
+    text = figures.table6_markdown(figures.table6(sweep), sweep)
+    assert ("Environments: These runs come from 2 environments: 3 runs locked (uv.lock 70c527928946ea12); 1 run "
+            "torch 2.15.0 (lock 2.14.1) (uv.lock 70c527928946ea12): plain-20/seed=1.") in text

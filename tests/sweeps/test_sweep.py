@@ -76,7 +76,14 @@ def test_wandb_offline_writes_one_run_per_job_with_group_name_and_config(tmp_pat
         config = {item.key: json.loads(item.value_json) for item in record.config.update}
         assert (record.run_group, record.display_name) == ("wb", f"{arch}-8-s0")
         assert config["model"]["depth"] == 8 and config["model"]["arch"] == arch
-        assert RunDir(run_dir).read_summary()["wandb"]["id"] == record.run_id
+        summary = RunDir(run_dir).read_summary()
+        assert summary["wandb"]["id"] == record.run_id
+        # W&B's config is the Hydra config, once (Lightning's hyperparameters would overwrite optim and speed with the
+        # module's own shapes), and the environment against uv.lock, as summary.json has them
+        updates = [config] + [{item.key: json.loads(item.value_json) for item in r.config.update}
+                              for r in records(wandb_files[0]) if r.WhichOneof("record_type") == "config"]
+        given = {key: value for update in updates for key, value in update.items() if not key.startswith("_")}
+        assert given == {**summary["config"], "environment": summary["environment"]}
         assert {arch, "depth-8"} <= set(record.tags)  # tags: arch and depth
         # every metrics.csv row is a history row keyed by the iteration
         history_steps = {json.loads(item.value_json) for r in records(wandb_files[0]) if r.WhichOneof("record_type") == "history"

@@ -294,6 +294,8 @@ def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
               f"test error: plain {number(test['plain'])}, ResNet {number(test['resnet'])}."]
     if sweep.missing:
         lines += ["", f"Missing or unfinished runs: {', '.join(sweep.missing)}."]
+    if sweep.environment_note():
+        lines += ["", f"Environments: {sweep.environment_note()}"]
     return "\n".join(lines) + "\n"
 
 

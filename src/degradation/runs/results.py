@@ -82,6 +82,23 @@ class Sweep:
     def depths(self, arch: str) -> list[int]:
         return sorted({r.depth for r in self.select(arch)})
 
+    def environment_note(self) -> str | None:
+        """What Table 6 says when its runs were not trained in one environment, or not in uv.lock's tested set
+        (summary.json's `environment`); nothing when every run is locked to one lock, or none recorded it."""
+        groups: dict[str, list[str]] = {}
+        for run in self.runs:
+            record = run.summary.get("environment")
+            said = (f"{record['state']} (uv.lock {record['lock'] or 'absent'})" if record
+                    else "not recorded (trained before runs recorded it)")
+            groups.setdefault(said, []).append(run.key)
+        if len(groups) == 1 and (next(iter(groups)).startswith(("locked", "not recorded"))):
+            return None
+        parts = [f"{len(keys)} run{'s' if len(keys) > 1 else ''} {said}" + ("" if said.startswith("locked")
+                 else f": {', '.join(sorted(keys))}") for said, keys in sorted(groups.items(), key=lambda g: -len(g[1]))]
+        if len(groups) == 1:
+            return f"Every run was trained outside uv.lock's tested set: {parts[0]}."
+        return f"These runs come from {len(groups)} environments: {'; '.join(parts)}."
+
     def test_subset(self) -> str | None:
         """What figures and tables say when test errors come from a subset of the test set (data.test_size)."""
         sizes = sorted({r.test_size for r in self.runs if r.test_size is not None})

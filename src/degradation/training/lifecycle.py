@@ -17,6 +17,7 @@ from degradation.training import build
 from degradation.runs import provenance, tracking
 from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordGradients, RecordResponses
 from degradation.runs.checkpoints import readable_checkpoint
+from degradation.runs.environment import LOCKED, environment_record
 from degradation.training.config import check_config, config_differences
 from degradation.errors import UserError, one_line
 from degradation.runs.lock import RunLock
@@ -103,7 +104,8 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     datamodule.setup()  # data errors surface here, before anything is trained
     module = build.build_module(cfg, datamodule.eval_names)
     config = OmegaConf.to_container(cfg, resolve=True)
-    wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), config)
+    environment = checked_environment()
+    wandb_run = tracking.open_run(cfg, run_dir.path, wandb_run_id(previous), {**config, "environment": environment})
     on_signal = CheckpointOnSignal(run_dir.last_checkpoint)
     callbacks = [LockHeartbeat(lock), on_signal, RecordResponses(run_dir)]  # the last one: Figure 7's data
     if cfg.trainer.record_gradients:
@@ -111,7 +113,7 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     trainer = build.build_trainer(cfg, run_dir, datamodule, wandb_run.logger, callbacks)
     checkpoint = resume_point(run_dir)
 
-    summary = start_summary(cfg, module.net, trainer, checkpoint is not None, config, wandb_run.record)
+    summary = start_summary(cfg, module.net, trainer, checkpoint is not None, config, wandb_run.record, environment)
     run_dir.write_config(OmegaConf.to_yaml(cfg, resolve=True))
     run_dir.write_summary(summary)
     try:
@@ -134,6 +136,15 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     run_dir.write_summary(summary)
     wandb_run.finish(summary, exit_code=0)
     return summary
+
+
+def checked_environment() -> dict:
+    """This environment against uv.lock, said once in the log when it is not the tested set."""
+    record = environment_record()
+    if record["state"] != LOCKED:
+        log.warning("this environment is not uv.lock's tested set: %s (`make install` installs the lock); the run "
+                    "goes on and summary.json records it", record["state"])
+    return record
 
 
 def end_preempted(run_dir: RunDir, summary: dict, trainer: pl.Trainer, on_signal: CheckpointOnSignal, wandb_run,

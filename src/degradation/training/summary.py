@@ -20,7 +20,8 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, config: dict, wandb_run) -> dict:
+def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, config: dict, wandb_run,
+                  environment: dict) -> dict:
     residual_twin = build_net(**{**network_args(cfg), "residual": True})
     return {
         "arch": cfg.model.arch,
@@ -39,6 +40,7 @@ def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, conf
         "device": provenance.device_name(trainer.strategy.root_device),
         "math": precision.math_in_force(trainer.precision, cfg.trainer.precision),  # what Lightning runs, read back
         "versions": provenance.library_versions(),
+        "environment": environment,  # against uv.lock: {"lock": its hash, "state": "locked" or what differs}
         "git": provenance.git_commit(),
         "slurm": provenance.slurm_job(),
         "command": " ".join(["python -m degradation.train", *sys.argv[1:]]),
