@@ -1,11 +1,15 @@
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import torch
+from filelock import FileLock
 from degradation.training.config import compose_config as compose_real_config
 from fake_cifar import write_fake_cifar
 
@@ -24,11 +28,38 @@ TINY_RUN = [
     "data.download=false",
     *REPEATABLE,
 ]
+
+
+def tiny(fake_cifar_root, *overrides: str) -> list[str]:
+    """The overrides of a TINY_RUN on the fake CIFAR-10, and more."""
+    return [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides]
+
+
+def statuses(sweep_dir: Path) -> dict[str, str]:
+    """Each run of a sweep folder (`<arch>-<depth>/seed=<seed>`) and the status its summary.json records."""
+    return {
+        str(path.parent.relative_to(sweep_dir)): json.loads(path.read_text())["status"]
+        for path in sweep_dir.glob("*/seed=*/summary.json")
+    }
+
+
 GPU_SKIP_REASON = "needs a CUDA device: run `make test-gpu` on a GPU machine"
 
 
+# Minutes of scheduler round trips in one file: started first, so that `make test`'s parallel workers (pytest-xdist,
+# a file per worker) never wait for it at the end.
+LONGEST_FILES_FIRST = ("tests/slurm/",)
+
+
+# Every test id this session collected, those its markers deselect included (tests/test_mutants.py reads it).
+COLLECTED: set[str] = set()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config, items):
-    """Tests marked gpu are skipped, with one line saying why, where no CUDA device is visible."""
+    """The longest files first; tests marked gpu skipped, with one line saying why, where no CUDA device is visible."""
+    COLLECTED.update(item.nodeid for item in items)
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FILES_FIRST))
     if torch.cuda.is_available() or os.environ.get("DEGRADATION_GPU_TESTS_ON_CPU") == "1":
         return
     for item in items:
@@ -36,9 +67,25 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=GPU_SKIP_REASON))
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder `name` that build(folder) fills once per test session, also when pytest-xdist runs the session in
+    several worker processes (they share the parent of their temporary folders): the first builds, the others wait
+    for it and reuse its folder. Tests read such folders, never change them."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, built = shared / name, shared / f"{name}.built"
+    with FileLock(shared / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            built.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def fake_cifar_root(tmp_path_factory) -> Path:
-    return write_fake_cifar(tmp_path_factory.mktemp("cifar"))
+    return built_once(tmp_path_factory, "cifar", write_fake_cifar)
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +138,11 @@ def straight_run(tmp_path_factory, fake_cifar_root):
     """An uninterrupted TINY_RUN (resnet-8, seed 0): what an interrupted or failed run must end up equal to."""
     from degradation.runs.rundir import RunDir
 
-    cwd = tmp_path_factory.mktemp("straight")
-    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "name=straight", cwd=cwd)
-    assert result.returncode == 0, result.stderr[-3000:]
+    def train(cwd: Path) -> None:
+        result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "name=straight", cwd=cwd)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    cwd = built_once(tmp_path_factory, "straight", train)
     return RunDir(cwd / "runs/straight/resnet-8/seed=0")
 
 

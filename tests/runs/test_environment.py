@@ -14,7 +14,7 @@ import yaml
 
 from conftest import TINY_RUN, run_train
 from degradation.runs import environment
-from degradation.runs.rundir import RunDir
+from degradation.runs.rundir import LOG_FILE, RunDir
 
 ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
@@ -90,17 +90,14 @@ def fake_dist_info(folder: Path, name: str, version: str) -> Path:
     return folder
 
 
-def test_a_run_records_locked_or_what_differs_and_says_so_once(tmp_path, fake_cifar_root):
+def test_a_run_records_locked_or_what_differs_and_says_so_once(tmp_path, fake_cifar_root, straight_run):
     """In the environment `make install` made, summary.json says `locked` (W&B's config the same); with one package
     off the lock the run trains as before, names the package and both versions, and says so once in its log."""
     args = [*TINY_RUN, f"data.root={fake_cifar_root}"]
     truth = environment.environment_record()  # this environment as it is (locked after `make install`)
-    straight = run_train(*args, "name=here", cwd=tmp_path)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    summary = RunDir(tmp_path / "runs/here/resnet-8/seed=0").read_summary()
-    assert summary["environment"] == truth
+    assert straight_run.read_summary()["environment"] == truth
     if truth["state"] == environment.LOCKED:
-        assert "not uv.lock's tested set" not in straight.stdout + straight.stderr
+        assert "not uv.lock's tested set" not in (straight_run.path / LOG_FILE).read_text()
 
     shadow = fake_dist_info(tmp_path / "shadow", "Pygments", "0.0.1")
     python_path = os.pathsep.join(filter(None, [str(shadow), os.environ.get("PYTHONPATH")]))
@@ -110,7 +107,7 @@ def test_a_run_records_locked_or_what_differs_and_says_so_once(tmp_path, fake_ci
     state = run.read_summary()["environment"]["state"]
     assert f"pygments 0.0.1 (lock {locked('pygments')})" in state.split(", ")
     assert (off_lock.stdout + off_lock.stderr).count("not uv.lock's tested set") == 1
-    assert run.metrics_path.read_text() == (tmp_path / "runs/here/resnet-8/seed=0/metrics.csv").read_text()
+    assert run.metrics_path.read_text() == straight_run.metrics_path.read_text()
 
 
 def install(env_dir: Path, tree: Path = ROOT) -> subprocess.CompletedProcess:

@@ -75,14 +75,15 @@ def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(tmp_path, fake_
 
 
 def test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_agrees_with_the_default_path(
-        tmp_path, fake_cifar_root):
+        tmp_path, fake_cifar_root, reference):
     """speed=fast compiles the network, asks for CUDA graphs (which a CPU lacks) and for trainer.precision=auto:
     bf16 where the CPU has AMX or AVX-512 BF16, fp32 with one warning elsewhere (training/precision.py).
     On the CPU explicitly: tests/gpu/ covers the preset on CUDA. Inductor writes the code it generates into
     its cache folder, a fresh one here: an empty folder means nothing was compiled."""
     on_cpu = ["trainer.accelerator=cpu"]
     (tmp_path / "fp32").mkdir(), (tmp_path / "fast").mkdir()
-    plain_run, _ = tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)
+    # Without a GPU the module's fp32 reference already is this CPU run.
+    plain_run = tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)[0] if torch.cuda.is_available() else reference
     inductor_cache = tmp_path / "inductor"
     fast_run, log = tiny_run(tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", *on_cpu,
                              TORCHINDUCTOR_CACHE_DIR=str(inductor_cache))
