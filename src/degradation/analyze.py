@@ -3,7 +3,6 @@ figures of report/analysis_figures.py. See analysis/command.py for what each ana
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -12,7 +11,7 @@ from degradation.analysis import command
 from degradation.analysis.command import ANALYSES, LANDSCAPE_POINTS, LESION_KS, NEEDS_TRAINED
 from degradation.analysis.lesion import DRAWS
 from degradation.analysis.subjects import of_name
-from degradation.errors import OneLineParser, UserError, comma_list
+from degradation.errors import OneLineParser, UserError, comma_list, exit_with
 from degradation.report import analysis_figures as figures
 from degradation.report.figures import claim_output, existing_folder, save
 from degradation.runs.provenance import pick_device
@@ -133,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         for path in run(args, device):
             print(path)
     except (UserError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(error)
 
 
 if __name__ == "__main__":

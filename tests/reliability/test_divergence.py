@@ -5,14 +5,8 @@ import json
 import math
 
 from degradation.runs.checkpoints import checkpoint_step
-from tiny_runs import run_dir, run_ok, tiny
-
-
-def statuses(sweep_dir):
-    return {
-        str(path.parent.relative_to(sweep_dir)): json.loads(path.read_text())["status"]
-        for path in sweep_dir.glob("*/seed=*/summary.json")
-    }
+from conftest import statuses, tiny
+from tiny_runs import run_dir, run_ok
 
 
 def test_a_run_that_diverges_keeps_its_last_good_checkpoint_and_metrics(tmp_path, fake_cifar_root):

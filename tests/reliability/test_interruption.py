@@ -6,7 +6,8 @@ the same row), checkpoints after the evaluations at steps 6 and 12.
 
 import pytest
 
-from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
+from conftest import tiny
+from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault
 
 
 KILLS = [

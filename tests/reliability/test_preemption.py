@@ -6,7 +6,8 @@ import signal
 import pytest
 
 from degradation.runs.checkpoints import checkpoint_step
-from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault, tiny
+from conftest import tiny
+from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault
 from wandb_files import records
 
 

@@ -5,13 +5,9 @@ import sys
 from pathlib import Path
 
 from degradation.runs.rundir import RunDir
-from conftest import TINY_RUN, run_train, subprocess_env
+from conftest import run_train, subprocess_env
 
 FAULTS_SCRIPT = Path(__file__).with_name("faults.py")
-
-
-def tiny(fake_cifar_root, *overrides) -> list[str]:
-    return [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides]
 
 
 def run_with_fault(fault: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY_RUN, run_train, subprocess_env, train_command
+from conftest import TINY_RUN, run_train, subprocess_env, tiny, train_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests/slurm/cluster.sh"
@@ -36,13 +36,9 @@ def slurm(tmp_path_factory) -> dict[str, str]:
 def local_runs(tmp_path_factory, fake_cifar_root) -> Path:
     """resnet-8, seeds 0-2, trained here one after another: what every SLURM run must end up equal to."""
     cwd = tmp_path_factory.mktemp("local")
-    result = run_train("-m", *tiny(fake_cifar_root, "seed=0,1,2", "name=local", "logger=csv"), cwd=cwd)
+    result = run_train("-m", *tiny(fake_cifar_root, "seed=0,1,2", "name=local"), cwd=cwd)
     assert result.returncode == 0, result.stderr[-3000:]
     return cwd / "runs/local"
-
-
-def tiny(fake_cifar_root, *overrides) -> list[str]:
-    return [*TINY_RUN, f"data.root={fake_cifar_root}", *WANDB, *overrides]
 
 
 def start_sweep(cwd: Path, slurm: dict, *args: str, **env: str) -> subprocess.Popen:
@@ -101,7 +97,7 @@ def table_rows(output: str, sweep_dir: str) -> dict[str, str]:
 
 def test_make_sweep_cifar_on_slurm_ends_as_the_same_grid_trained_here(slurm, tmp_path, fake_cifar_root, local_runs):
     """A 2-run grid through `make sweep-cifar LAUNCHER=slurm`; the same command again submits nothing."""
-    extra = " ".join([*tiny(fake_cifar_root), *SMALL_JOBS[1:], f"runs_root={tmp_path}/runs"])
+    extra = " ".join([*tiny(fake_cifar_root, *WANDB), *SMALL_JOBS[1:], f"runs_root={tmp_path}/runs"])
     make = ["make", "-s", "sweep-cifar", "LAUNCHER=slurm", "ARCHS=resnet", "DEPTHS=8", "SEEDS=0,1", f"EXTRA={extra}"]
     first = subprocess.run(make, cwd=ROOT, env=subprocess_env(**slurm), capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
@@ -126,7 +122,7 @@ def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(sl
     step it was in, its job starts again and resumes there; every step once, with an uninterrupted run's values."""
     ways = {0: ["scontrol", "requeue"], 1: ["scancel", "--signal=TERM"], 2: ["scancel", "--signal=USR2"]}
     release = tmp_path / "release"
-    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, "seed=0,1,2", "name=preempted"),
+    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, *WANDB, "seed=0,1,2", "name=preempted"),
                         FAULT="wait-step:9", RELEASE=str(release))
     runs = {seed: tmp_path / f"runs/preempted/resnet-8/seed={seed}" for seed in ways}
     jobs = {seed: wait_until_past_step(run, 8, sweep) for seed, run in runs.items()}
@@ -151,7 +147,7 @@ def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(
     """A preempted run that returns as if it had ended (what a W&B error at the preemption once made it do): its job
     writes a result file, and SLURM runs it again. The sweep waits for that second run, not for the result file."""
     release = tmp_path / "release"
-    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, "seed=0", "name=returned"),
+    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, *WANDB, "seed=0", "name=returned"),
                         FAULT="wait-step:9,preempted-returns:0", RELEASE=str(release))
     run = tmp_path / "runs/returned/resnet-8/seed=0"
     job = wait_until_past_step(run, 8, sweep)
@@ -168,7 +164,7 @@ def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(
 def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(slurm, tmp_path, fake_cifar_root,
                                                                                 local_runs):
     release = tmp_path / "release"
-    args = tiny(fake_cifar_root, "seed=0", "name=cancelled")
+    args = tiny(fake_cifar_root, *WANDB, "seed=0", "name=cancelled")
     sweep = start_sweep(tmp_path, slurm, *args, FAULT="wait-step:9", RELEASE=str(release))
     run = tmp_path / "runs/cancelled/resnet-8/seed=0"
     job = wait_until_past_step(run, 8, sweep)
@@ -189,7 +185,7 @@ def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(
 
 
 def test_two_sweeps_submitted_at_once_train_each_run_once(slurm, tmp_path, fake_cifar_root, local_runs):
-    args = tiny(fake_cifar_root, "seed=0,1", "name=twice")
+    args = tiny(fake_cifar_root, *WANDB, "seed=0,1", "name=twice")
     sweeps = [start_sweep(tmp_path, slurm, *args) for _ in range(2)]
     for code, output in map(finish, sweeps):
         assert code == 0, output[-4000:]
@@ -202,7 +198,7 @@ def test_two_sweeps_submitted_at_once_train_each_run_once(slurm, tmp_path, fake_
 
 def test_a_gpu_request_on_a_cluster_without_gpus_is_one_error_line(slurm, tmp_path, fake_cifar_root):
     """The preset asks for a GPU per run; this cluster has none: sbatch's refusal, said once, nothing queued."""
-    result = run_train("-m", *tiny(fake_cifar_root, "seed=0", "name=gpu"), "launcher=slurm", cwd=tmp_path, **slurm)
+    result = run_train("-m", *tiny(fake_cifar_root, *WANDB, "seed=0", "name=gpu"), "launcher=slurm", cwd=tmp_path, **slurm)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and lines[-1].startswith("error: sbatch refused the sweep's jobs: Invalid generic "
                                                           "resource (gres) specification"), result.stderr[-2000:]

@@ -8,19 +8,8 @@ import subprocess
 import time
 
 from degradation.runs.rundir import RunDir
-from conftest import TINY_RUN, run_train, subprocess_env, train_command
+from conftest import TINY_RUN, run_train, statuses, subprocess_env, tiny, train_command
 from wandb_files import records, run_record
-
-
-def tiny(fake_cifar_root, *overrides):
-    return [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides]
-
-
-def statuses(sweep_dir):
-    return {
-        str(path.parent.relative_to(sweep_dir)): json.loads(path.read_text())["status"]
-        for path in sweep_dir.glob("*/seed=*/summary.json")
-    }
 
 
 def test_a_2x2_multirun_writes_four_runs_and_running_it_again_trains_nothing(tmp_path, fake_cifar_root):

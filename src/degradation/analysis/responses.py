@@ -8,14 +8,13 @@ mode. Runs compute this at the end of training (responses.json); for older runs:
 """
 
 import math
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from degradation.data.cifar10 import CifarDataModule
-from degradation.errors import OneLineParser, UserError
+from degradation.errors import OneLineParser, UserError, exit_with
 from degradation.nets.registry import build_net
 from degradation.runs.checkpoints import saved_network
 from degradation.runs.provenance import pick_device
@@ -121,8 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         print(from_checkpoint(args.checkpoint, args.data_root))
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(error)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from degradation.errors import OneLineParser
+from degradation.errors import OneLineParser, exit_with
 from degradation.runs.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
 
 log = logging.getLogger(__name__)
@@ -406,16 +406,14 @@ def main(argv: list[str] | None = None) -> None:
         if not sweep.runs:
             raise FileNotFoundError(f"no finished runs in sweep {sweep.name}")
     except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(error)
     out = Path(args.out) if args.out else Path("figures") / sweep.name
     source = (f"wandb:{args.project}/{args.group}" if args.source == "wandb"
               else os.path.relpath(sweep_path(args).resolve(), out.resolve()))
     try:
         claim_output(out, source)
     except FileExistsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(error)
     written, warnings = write_all(sweep, out, args.ylim)
     for path in written:
         print(path)

@@ -32,7 +32,7 @@ def build_datamodule(cfg: DictConfig) -> CifarDataModule:
 
 
 def network_args(cfg: DictConfig) -> dict:
-    """What networks.build_net makes this config's network from."""
+    """What nets.registry.build_net makes this config's network from."""
     return net_args(OmegaConf.to_container(cfg.model, resolve=True), cfg.data.num_classes)
 
 

@@ -1,6 +1,6 @@
 """The composed config: its schemas registered with Hydra, its checks, and what counts as the same run.
 
-Types and per-key rules live with the keys (schema.py, networks.py, speed.py); here are only the
+Types and per-key rules live with the keys (schema.py, nets/registry.py, speed.py); here are only the
 rules that span keys. Each failure is a UserError whose message names the key, what it must be and
 what it got.
 """

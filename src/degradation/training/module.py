@@ -70,7 +70,7 @@ def counted_as_a_step(optimizer):
 class ClassifierModule(pl.LightningModule):
     """Trains a network with the paper's protocol and logs one row of metrics per log/eval step.
 
-    net: keyword arguments of networks.build_net. optim: lr, momentum, weight_decay, nesterov and the
+    net: keyword arguments of nets.registry.build_net. optim: lr, momentum, weight_decay, nesterov and the
     schedule's milestones, gamma, warmup_steps, warmup_lr, warmup_shape. Rows go to every attached logger
     with the iteration as step: train_loss/train_err/lr every `log_every` steps, and
     <name>_loss/<name>_err for each evaluation set in `eval_names` after each evaluation.
