@@ -10,6 +10,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from filelock import FileLock
+
 from degradation.training.config import compose_config as compose_real_config
 from fake_cifar import write_fake_cifar
 

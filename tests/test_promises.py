@@ -7,11 +7,11 @@ import time
 import pytest
 import torch
 
+from conftest import TINY_RUN, compose_config
 from degradation.runs import results, tracking
+from degradation.runs.rundir import RunDir
 from degradation.sweeps import table as sweep
 from degradation.training.checkpoint_io import AtomicCheckpointIO
-from degradation.runs.rundir import RunDir
-from conftest import TINY_RUN, compose_config
 from synthetic_sweep import write_sweep
 
 
@@ -76,9 +76,8 @@ def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
     ("sweep_cpu", {"seed": "0,1", "model": "plain,resnet", "model.depth": "20,56"}),
 ])
 def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
-    from hydra import compose, initialize_config_dir
-
     from degradation.conf import CONFIG_DIR
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="train", overrides=[f"experiment={experiment}"], return_hydra_config=True)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import yaml
 
-from degradation.training.precision import cpu_bf16_units
-from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from conftest import REPEATABLE, TINY_RUN, run_train
+from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
+from degradation.training.precision import cpu_bf16_units
 
 # Every key docs/run-directory.md's table documents for a completed run without a validation split.
 SUMMARY_FIELDS = {
@@ -124,10 +124,9 @@ def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fak
 
 def run_and_sweep_dirs(*overrides: str) -> tuple[str, str]:
     """Where Hydra puts this run, alone and as a job of a sweep named default."""
+    from degradation.conf import CONFIG_DIR
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
-
-    from degradation.conf import CONFIG_DIR
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
@@ -153,8 +152,8 @@ def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monk
     import gc
     import weakref
 
-    from degradation.training import build, lifecycle
     from conftest import compose_config
+    from degradation.training import build, lifecycle
 
     built = []
     build_module = build.build_module

@@ -13,17 +13,17 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from hydra_plugins.degradation_launcher.slurm_launcher import SlurmLauncher
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation.sweeps import gpu_sharing
-from degradation.training import lifecycle
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with
 from degradation.runs.lock import RunLocked
-from degradation.training.progress import quiet_lightning
 from degradation.runs.rundir import RunDir
+from degradation.sweeps import gpu_sharing
+from degradation.training import lifecycle
+from degradation.training.progress import quiet_lightning
+from hydra_plugins.degradation_launcher.slurm_launcher import SlurmLauncher
 
 log = logging.getLogger("degradation.train")
 

@@ -7,8 +7,9 @@ may carry a rule (`rule(check, expected)`) for what its type cannot say, such as
 paper's defaults) live in the YAML files of conf/, not here.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from omegaconf import MISSING
 
@@ -98,7 +99,7 @@ class DataConfig:
     pad: int = rule(*non_negative_int)
     flip: bool = MISSING
     drop_last: bool = MISSING
-    test_size: Optional[int] = rule(lambda v: v is None or (is_int(v) and v > 0), "null (all test images) or an integer > 0")
+    test_size: int | None = rule(lambda v: v is None or (is_int(v) and v > 0), "null (all test images) or an integer > 0")
 
 
 @dataclass
@@ -106,7 +107,7 @@ class TrainerConfig:
     max_steps: int = rule(*positive_int)
     log_every: int = rule(*positive_int)
     record_gradients: bool = MISSING
-    eval_every: Optional[int] = rule(lambda v: v is None or v > 0, "null (once per epoch) or an integer > 0")
+    eval_every: int | None = rule(lambda v: v is None or v > 0, "null (once per epoch) or an integer > 0")
     accelerator: str = MISSING
     devices: Any = rule(one_device, "1, or [k] for the k-th GPU (one device per run: for several GPUs, run a "
                                     "sweep with launcher=joblib, one run per GPU)")
@@ -120,7 +121,7 @@ class TrainerConfig:
 class WandbConfig:
     mode: str = rule(*one_of(*WANDB_MODES))
     project: str = MISSING
-    entity: Optional[str] = MISSING
+    entity: str | None = MISSING
     group: str = MISSING
     tags: list[str] = MISSING
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
+from conftest import TINY_RUN, main_refuses, run_train
 from degradation.analyze import main
 from degradation.runs.rundir import ANALYSIS_FILES, RunDir
-from conftest import TINY_RUN, main_refuses, run_train
 
 SMALL = ["--points", "3", "--images", "30", "--ks", "1,2", "--draws", "2", "--pairs", "1"]
 

@@ -2,12 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import TINY_RUN, run_train
 from degradation.analysis.gradients import GradientRecorder, at_init, weight_layers
 from degradation.analysis.subjects import init_net, of_run
 from degradation.data.cifar10 import CifarDataModule
 from degradation.nets.cifar import CifarNet
 from degradation.runs.rundir import GRADIENT_COLUMNS, RunDir
-from conftest import TINY_RUN, run_train
 
 
 def autograd_norms(net, images, labels) -> list[float]:

@@ -1,13 +1,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
+from test_lesion import trained_like
 
 from degradation.analysis import landscape
 from degradation.analysis.landscape import directions, filter_normalized, loss_at, surface
 from degradation.analysis.subjects import Images, error_and_loss
 from degradation.nets.cifar import CifarNet
-from test_lesion import trained_like
 
 
 def data() -> Images:

@@ -4,12 +4,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import TINY_RUN, compose_config, main_refuses
+from degradation.analysis.responses import eager_copy, response_layers, response_stds
 from degradation.data.cifar10 import CifarLoader, Split
 from degradation.nets.cifar import CifarNet
-from degradation.analysis.responses import eager_copy, response_layers, response_stds
-from degradation.training.callbacks import RecordResponses
 from degradation.runs.rundir import RunDir
-from conftest import TINY_RUN, compose_config, main_refuses
+from degradation.training.callbacks import RecordResponses
 
 
 def test_one_response_per_3x3_layer_in_network_order():
@@ -80,8 +80,8 @@ def test_responses_are_written_while_the_trainer_still_holds_the_network(tmp_pat
     Here teardown moves it to the meta device instead: measuring after fit() would fail the same way."""
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
-    from degradation.training import lifecycle
     from degradation.runs.rundir import RunDir
+    from degradation.training import lifecycle
 
     teardown = SingleDeviceStrategy.teardown
 

@@ -2,8 +2,15 @@ import pytest
 import torch
 from torch import nn
 
-from degradation.analysis.shattering import (BN_MODES, autocorrelation, both_bn_modes, image_pairs, input_gradients,
-                                             line_between, toy)
+from degradation.analysis.shattering import (
+    BN_MODES,
+    autocorrelation,
+    both_bn_modes,
+    image_pairs,
+    input_gradients,
+    line_between,
+    toy,
+)
 from degradation.analysis.subjects import low_memory_forward
 from degradation.nets.cifar import CifarNet
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from degradation.bench import measure as degradation_bench
 from conftest import main_refuses, subprocess_env
+from degradation.bench import measure as degradation_bench
 
 TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "16", "--train-size", "256"]
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from degradation.runs.rundir import RunDir
 from conftest import run_train, subprocess_env
+from degradation.runs.rundir import RunDir
 
 ON_CPU = os.environ.get("DEGRADATION_GPU_TESTS_ON_CPU") == "1"
 STEPS, EVAL_EVERY, LOG_EVERY = (12, 6, 4) if ON_CPU else (300, 100, 50)

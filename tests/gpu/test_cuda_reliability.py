@@ -14,11 +14,19 @@ import subprocess
 import sys
 
 import pytest
+from gpu_runs import (
+    EVAL_EVERY,
+    KILL_AT,
+    ON_CPU,
+    assert_completed_on_the_gpu,
+    gpu_args,
+    run_dir,
+    run_with_fault,
+    train_ok,
+)
 
-from degradation.runs.checkpoints import checkpoint_step
 from conftest import run_train, subprocess_env
-from gpu_runs import (EVAL_EVERY, KILL_AT, ON_CPU, assert_completed_on_the_gpu, gpu_args, run_dir,
-                      run_with_fault, train_ok)
+from degradation.runs.checkpoints import checkpoint_step
 
 pytestmark = pytest.mark.gpu
 DETERMINISTIC = ["trainer.deterministic=true"]

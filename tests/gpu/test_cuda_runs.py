@@ -5,11 +5,11 @@ import json
 import pytest
 import pytorch_lightning as pl
 import torch
-
-from degradation.training import lifecycle
-from degradation.runs.rundir import RunDir
-from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
 from gpu_runs import EVAL_EVERY, GPU_RUN, KILL_AT, ON_CPU, STEPS, assert_completed_on_the_gpu, run_dir, train_ok
+
+from conftest import CompiledGraphsAfterStep, CrashAt, add_callback, compose_config
+from degradation.runs.rundir import RunDir
+from degradation.training import lifecycle
 
 pytestmark = pytest.mark.gpu
 
@@ -156,8 +156,8 @@ class RecordLabels(pl.Callback):
 def test_a_gpu_run_resumes_on_the_cpu_and_continues_its_data_stream(tmp_path, gpu_cifar_root, monkeypatch):
     """trainer.accelerator may differ on resume: the checkpoint loads onto the CPU and every step, on either
     device, takes the batch an uninterrupted run takes; the rows up to the checkpoint stay as the GPU wrote them."""
-    from degradation.training.build import build_datamodule
     from degradation.data.cifar10 import CifarLoader
+    from degradation.training.build import build_datamodule
 
     cfg = compose_config(*GPU_RUN, f"data.root={gpu_cifar_root}")
     run = RunDir(tmp_path / "run")

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from unittest import mock
 
-from degradation.training import checkpoint_io
 from degradation import cli
-from degradation.training.module import ClassifierModule
 from degradation.runs.rundir import MetricsWriter
+from degradation.training import checkpoint_io
+from degradation.training.module import ClassifierModule
 
 
 def die() -> None:

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import TINY_RUN, one_error_line, run_train
 from degradation import cli
 from degradation.data.cifar10 import CIFAR_DIRNAME
-from conftest import TINY_RUN, one_error_line, run_train
 from fake_cifar import write_batch
 
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 import time
 
-from conftest import run_train, subprocess_env, tiny
 from tiny_runs import FAULTS_SCRIPT, assert_same_results, run_dir, run_ok
+
+from conftest import run_train, subprocess_env, tiny
 
 
 def test_two_sweeps_started_together_split_the_work_and_train_each_run_once(tmp_path, fake_cifar_root):

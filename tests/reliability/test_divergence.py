@@ -1,12 +1,12 @@
 """Promise 4: a NaN/inf loss stops the run as `diverged`, keeps the last good checkpoint and the metrics up to
 that point, and a sweep carries on with its other runs."""
 
-import json
 import math
 
-from degradation.runs.checkpoints import checkpoint_step
-from conftest import statuses, tiny
 from tiny_runs import run_dir, run_ok
+
+from conftest import statuses, tiny
+from degradation.runs.checkpoints import checkpoint_step
 
 
 def test_a_run_that_diverges_keeps_its_last_good_checkpoint_and_metrics(tmp_path, fake_cifar_root):

@@ -4,9 +4,10 @@ import shutil
 import subprocess
 import time
 
-from degradation.runs.checkpoints import checkpoint_step
-from conftest import run_train, subprocess_env, tiny, train_command
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault
+
+from conftest import run_train, subprocess_env, tiny, train_command
+from degradation.runs.checkpoints import checkpoint_step
 
 UNREACHABLE = {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9", "WANDB_INIT_TIMEOUT": "10"}
 

@@ -5,10 +5,9 @@ the same row), checkpoints after the evaluations at steps 6 and 12.
 """
 
 import pytest
-
-from conftest import tiny
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault
 
+from conftest import tiny
 
 KILLS = [
     ("kill-step:9", "mid-step, mid-epoch, after the step-6 checkpoint"),

@@ -4,10 +4,10 @@ and running it again (submitit's requeue, or by hand) ends exactly as an uninter
 import signal
 
 import pytest
-
-from degradation.runs.checkpoints import checkpoint_step
-from conftest import tiny
 from tiny_runs import assert_same_results, run_dir, run_ok, run_with_fault
+
+from conftest import tiny
+from degradation.runs.checkpoints import checkpoint_step
 from wandb_files import records
 
 

@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from degradation.runs.rundir import RunDir
 from conftest import run_train, subprocess_env
+from degradation.runs.rundir import RunDir
 
 FAULTS_SCRIPT = Path(__file__).with_name("faults.py")
 

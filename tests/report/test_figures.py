@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 
-from degradation.report import figures
+from conftest import main_refuses
 from degradation.analysis.responses import DEFINITION
+from degradation.report import figures
 from degradation.runs.results import load_sweep
 from degradation.runs.rundir import RunDir
-from conftest import main_refuses
 from synthetic_sweep import known_error, write_run, write_sweep
 
 

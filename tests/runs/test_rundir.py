@@ -1,8 +1,8 @@
 import subprocess
 import sys
 
-from degradation.training.callbacks import MetricsCsvLogger
 from degradation.runs.rundir import METRIC_COLUMNS, RunDir
+from degradation.training.callbacks import MetricsCsvLogger
 
 
 def test_rows_are_on_disk_at_once_and_metrics_of_one_step_share_a_row(tmp_path):

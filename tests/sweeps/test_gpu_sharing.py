@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from degradation.sweeps import gpu_sharing
 from conftest import compose_config
+from degradation.sweeps import gpu_sharing
 
 VISIBLE = "CUDA_VISIBLE_DEVICES"
 

@@ -7,8 +7,8 @@ import signal
 import subprocess
 import time
 
+from conftest import run_train, statuses, subprocess_env, tiny, train_command
 from degradation.runs.rundir import RunDir
-from conftest import TINY_RUN, run_train, statuses, subprocess_env, tiny, train_command
 from wandb_files import records, run_record
 
 

@@ -6,9 +6,9 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation.training.config import check_config, config_differences
-from degradation.errors import UserError, one_line
 from conftest import compose_config
+from degradation.errors import UserError, one_line
+from degradation.training.config import check_config, config_differences
 
 
 def test_defaults_are_the_papers_protocol():

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from degradation.training.config import warmup_steps
+from conftest import compose_config
 from degradation.training.build import build_module
+from degradation.training.config import warmup_steps
 from degradation.training.module import ClassifierModule, LrSchedule
 from degradation.training.step import Tally, TrainStep
-from conftest import compose_config
 
 STEPS = (0, 399, 400, 31_999, 32_000, 48_000)
 
@@ -105,9 +105,9 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     each step to the start of the next (so every callback's work after the step counts too)."""
     import pytorch_lightning as pl
 
-    from degradation.training import lifecycle
-    from degradation.runs.rundir import RunDir
     from conftest import TINY_RUN, add_callback
+    from degradation.runs.rundir import RunDir
+    from degradation.training import lifecycle
 
     reads = []
     for name in HOST_READS:

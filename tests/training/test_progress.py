@@ -4,8 +4,8 @@ import logging
 import re
 from types import SimpleNamespace
 
-from degradation.training.progress import Progress, evaluations_left
 from conftest import TINY_RUN, run_train
+from degradation.training.progress import Progress, evaluations_left
 
 
 def fake_run(step: int, max_steps: int = 100, every: int = 50, latest_errors=None):

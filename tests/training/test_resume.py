@@ -6,9 +6,9 @@ from unittest import mock
 import pytest
 import torch
 
-from degradation.training import lifecycle
-from degradation.runs.rundir import RunDir
 from conftest import TINY_RUN, CrashAt, add_callback, compose_config
+from degradation.runs.rundir import RunDir
+from degradation.training import lifecycle
 
 # 10 steps per epoch; checkpoints after the evaluations at 7, 14, 21; rows every 4 steps.
 OVERRIDES = [*TINY_RUN, "trainer.max_steps=24", "trainer.eval_every=7"]

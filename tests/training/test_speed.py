@@ -4,10 +4,10 @@ paper's fp32 path in the first steps."""
 import pytest
 import torch
 
+from conftest import TINY_RUN, CompiledGraphsAfterStep, add_callback, compose_config, run_train
 from degradation.runs.checkpoints import load
 from degradation.runs.rundir import RunDir
 from degradation.training.precision import cpu_bf16_units
-from conftest import TINY_RUN, CompiledGraphsAfterStep, add_callback, compose_config, run_train
 
 FIRST_STEPS = 3
 # deterministic=false: cudnn_benchmark is refused with it, and the reference must run as the switches do.
@@ -116,9 +116,9 @@ def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp
 def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(tmp_path, fake_cifar_root, monkeypatch):
     """No stalls: the first step compiles the network; the epoch's partial last batch (160 = 6 x 24 + 16),
     eval mode and the evaluation batches (40 = 30 + 10) run it uncompiled, so nothing compiles again."""
-    from degradation.training import lifecycle
-
     from torch._dynamo.utils import counters
+
+    from degradation.training import lifecycle
 
     counters.clear()
     counter = CompiledGraphsAfterStep()

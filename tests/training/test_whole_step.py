@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from degradation.training import whole_step
 from degradation.nets.registry import build_net
+from degradation.training import whole_step
 from degradation.training.speed import Speed
 from degradation.training.step import Tally
 from degradation.training.whole_step import WARMUP_STEPS, EvalForward, WholeStep
@@ -83,9 +83,9 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
     """Lightning's configure_model runs before the module reaches its device; on_fit_start runs after."""
     import pytorch_lightning as pl
 
-    from degradation.training import lifecycle
-    from degradation.runs.rundir import RunDir
     from conftest import TINY_RUN, add_callback, compose_config
+    from degradation.runs.rundir import RunDir
+    from degradation.training import lifecycle
 
     class WarningsBeforeTheMove(pl.Callback):
         def on_fit_start(self, trainer, pl_module) -> None:

@@ -19,7 +19,16 @@ import time
 from pathlib import Path
 
 from degradation.analysis import gradients, landscape, lesion, shattering
-from degradation.analysis.subjects import Subject, cifar_images, data_root, init_net, of_name, of_run, trained_net, trained_step
+from degradation.analysis.subjects import (
+    Subject,
+    cifar_images,
+    data_root,
+    init_net,
+    of_name,
+    of_run,
+    trained_net,
+    trained_step,
+)
 from degradation.runs.rundir import RunDir, write_atomically
 
 ANALYSES = ("gradients", "shattering", "lesion", "landscape")

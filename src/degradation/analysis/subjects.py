@@ -13,7 +13,16 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
 from degradation.analysis.responses import eager_net
-from degradation.data.cifar10 import CIFAR_DIRNAME, NUM_CLASSES, Split, first_images, hold_out, load_cifar10, mean_image, normalize
+from degradation.data.cifar10 import (
+    CIFAR_DIRNAME,
+    NUM_CLASSES,
+    Split,
+    first_images,
+    hold_out,
+    load_cifar10,
+    mean_image,
+    normalize,
+)
 from degradation.errors import UserError
 from degradation.nets.registry import build_net, cifar_depth, net_args
 from degradation.runs.checkpoints import checkpoint_step, saved_network

@@ -149,7 +149,7 @@ def bare_timer(net_args: dict, optim: dict, speed: Speed, precision: str, batch_
 def reference_loader_images_per_s(split: Split, batch_size: int, device, warmup: int = 2, batches: int = 20) -> float:
     """The reference DataLoader alone, delivering batches to the device."""
     timer = StepTimer(warmup, batches, device)
-    for images, labels in endless(reference_loader(split, batch_size, device)):
+    for images, _labels in endless(reference_loader(split, batch_size, device)):
         images.to(device, non_blocking=True)
         if timer.tick():
             return batch_size / timer.step_s

@@ -36,21 +36,28 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degradation.sweeps import gpu_sharing
 from degradation.bench import loops
-from degradation.training import progress, speed
-from degradation.runs import provenance
-from degradation.runs.provenance import pick_device
-from degradation.training.build import (build_datamodule, build_module, build_speed, build_trainer, network_args,
-                                        optimizer_args, precision_of)
-from degradation.training.precision import cpu_bf16_units
-from degradation.training.config import check_config, compose_config
 from degradation.data.cifar10 import CifarLoader, Split, mean_image
 from degradation.errors import OneLineParser, UserError, comma_list, exit_with, require
-from degradation.training.lifecycle import release_device_memory
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net
+from degradation.runs import provenance
+from degradation.runs.provenance import pick_device
 from degradation.runs.rundir import RunDir
+from degradation.sweeps import gpu_sharing
+from degradation.training import progress, speed
+from degradation.training.build import (
+    build_datamodule,
+    build_module,
+    build_speed,
+    build_trainer,
+    network_args,
+    optimizer_args,
+    precision_of,
+)
+from degradation.training.config import check_config, compose_config
+from degradation.training.lifecycle import release_device_memory
+from degradation.training.precision import cpu_bf16_units
 
 PAPER_STEPS = 64_000
 DEFAULT_ARCHS = "plain,resnet"
@@ -210,7 +217,7 @@ def loader_images_per_s(train: Split, device: torch.device, batch_size: int) -> 
     loader.load_state_dict({"epoch": 0, "next_batch": len(loader)})  # the next __iter__ starts a fresh epoch
     loops.synchronize(device)
     started = time.perf_counter()
-    for images, labels in loader:
+    for _batch in loader:  # the loader's own work only
         pass
     loops.synchronize(device)
     harness = len(train) / (time.perf_counter() - started)

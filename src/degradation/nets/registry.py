@@ -3,8 +3,8 @@ schema of its conf/model/ files) and its builder. The run directory names a netw
 arch and depth (`rundir.run_name`), so no two networks share one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 from omegaconf import MISSING
 from torch import nn

@@ -12,7 +12,16 @@ import numpy as np
 import yaml
 
 from degradation.conf import model_preset
-from degradation.runs.rundir import DIVERGED, FINISHED, MULTIRUN_FILE, PAPER_FAMILY, RunDir, find_runs, last_written, run_subdir
+from degradation.runs.rundir import (
+    DIVERGED,
+    FINISHED,
+    MULTIRUN_FILE,
+    PAPER_FAMILY,
+    RunDir,
+    find_runs,
+    last_written,
+    run_subdir,
+)
 
 ARCHS = ("plain", "resnet")
 

@@ -66,8 +66,8 @@ def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict
     mode = resolve_mode(settings.mode)
     if mode == "disabled":
         return None
-    from pytorch_lightning.loggers import WandbLogger
     import wandb
+    from pytorch_lightning.loggers import WandbLogger
 
     os.environ.setdefault("WANDB_SILENT", "true")  # wandb's banner would drown the progress output
     return WandbLogger(

@@ -12,11 +12,11 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from degradation.training.config import check_config
-from degradation.data.cifar10 import has_all_batches, ensure_cifar10
+from degradation.data.cifar10 import ensure_cifar10, has_all_batches
 from degradation.errors import UserError
-from degradation.training.lifecycle import planned_action
 from degradation.runs.rundir import RunDir
+from degradation.training.config import check_config
+from degradation.training.lifecycle import planned_action
 
 # Launchers that hand jobs to a program that must exist on this machine.
 LAUNCHER_PROGRAMS = {"SlurmLauncher": "sbatch"}

@@ -10,7 +10,6 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from degradation.errors import UserError, exit_with
-
 from degradation.runs.lock import RunLock
 from degradation.runs.results import number
 from degradation.runs.rundir import FINISHED, RUNNING, RunDir, find_runs

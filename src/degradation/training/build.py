@@ -9,16 +9,16 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.environments import SLURMEnvironment
 
+from degradation.data.cifar10 import CifarDataModule
+from degradation.nets.registry import net_args
+from degradation.runs.provenance import pick_device
+from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from degradation.training.callbacks import MetricsCsvLogger
 from degradation.training.checkpoint_io import AtomicCheckpointIO
 from degradation.training.config import warmup_steps
-from degradation.data.cifar10 import CifarDataModule
 from degradation.training.module import ClassifierModule
-from degradation.nets.registry import net_args
-from degradation.training.progress import Bar, Progress
-from degradation.runs.provenance import pick_device
-from degradation.runs.rundir import METRIC_COLUMNS, VAL_COLUMNS, RunDir
 from degradation.training.precision import run_precision
+from degradation.training.progress import Bar, Progress
 from degradation.training.speed import Speed
 
 

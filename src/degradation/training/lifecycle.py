@@ -13,16 +13,22 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from degradation.training import build
+from degradation.errors import UserError, one_line
 from degradation.runs import provenance, tracking
-from degradation.training.callbacks import CheckpointOnSignal, LockHeartbeat, Preempted, RecordGradients, RecordResponses
 from degradation.runs.checkpoints import readable_checkpoint
 from degradation.runs.environment import LOCKED, environment_record
-from degradation.training.config import check_config, config_differences
-from degradation.errors import UserError, one_line
 from degradation.runs.lock import RunLock
-from degradation.training.module import Diverged
 from degradation.runs.rundir import COMPLETED, DIVERGED, FAILED, FINISHED, INTERRUPTED, RunDir
+from degradation.training import build
+from degradation.training.callbacks import (
+    CheckpointOnSignal,
+    LockHeartbeat,
+    Preempted,
+    RecordGradients,
+    RecordResponses,
+)
+from degradation.training.config import check_config, config_differences
+from degradation.training.module import Diverged
 from degradation.training.summary import finish_summary, now, start_summary, wandb_run_id
 
 log = logging.getLogger("degradation.train")

@@ -1,23 +1,23 @@
 """summary.json: what a run is, how it ended, its final errors and where its numbers came from."""
 
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytorch_lightning as pl
 from omegaconf import DictConfig
 
-from degradation.training import precision
-from degradation.runs import provenance
-from degradation.training.build import network_args, progress_of
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net, shortcut_name
+from degradation.runs import provenance
 from degradation.runs.rundir import RUNNING, RunDir
+from degradation.training import precision
+from degradation.training.build import network_args, progress_of
 
 FINAL_METRICS = ("train_loss", "train_err", "test_loss", "test_err", "val_loss", "val_err")
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, config: dict, wandb_run,
