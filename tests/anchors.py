@@ -87,7 +87,9 @@ def locate(root: Path, mutation: Mutation) -> tuple[Path, int, int] | str:
             continue
         span = anchor_span(path.read_text(), mutation.anchor)
         if span is not None:
-            return one_match(path, *span, mutation) or f"pattern not once in {mutation.anchor} ({path.relative_to(root)})"
+            return (
+                one_match(path, *span, mutation) or f"pattern not once in {mutation.anchor} ({path.relative_to(root)})"
+            )
     return f"no {mutation.anchor} in {mutation.file} or elsewhere"
 
 

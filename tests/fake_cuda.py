@@ -31,7 +31,9 @@ class FakeCuda:
         monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
         monkeypatch.setattr(torch.cuda, "graph", self.capture)
         monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
-        monkeypatch.setattr(whole_step, "SIDE_STREAMS", {}, raising=False)  # this process's streams are fakes from now on
+        monkeypatch.setattr(
+            whole_step, "SIDE_STREAMS", {}, raising=False
+        )  # this process's streams are fakes from now on
 
     def new_stream(self, device=None) -> FakeStream:
         self.made.append(FakeStream())

@@ -13,8 +13,15 @@ def known_error(arch: str, depth: int, seed: int, step: int, train: bool) -> flo
     return base - step / 1000 + seed + (0.0 if train else 2.0)
 
 
-def write_run(sweep_dir: Path, arch: str, depth: int, seed: int, status: str = "completed", steps=STEPS,
-              test_size: int | None = None) -> RunDir:
+def write_run(
+    sweep_dir: Path,
+    arch: str,
+    depth: int,
+    seed: int,
+    status: str = "completed",
+    steps=STEPS,
+    test_size: int | None = None,
+) -> RunDir:
     run = RunDir(sweep_dir / f"{arch}-{depth}/seed={seed}")
     run.path.mkdir(parents=True)
     writer = run.metrics_writer()
@@ -22,12 +29,19 @@ def write_run(sweep_dir: Path, arch: str, depth: int, seed: int, status: str = "
         writer.write(step, {"train_err": known_error(arch, depth, seed, step, True), "epoch": 0})
         writer.write(step, {"test_err": known_error(arch, depth, seed, step, False)})
     last = steps[-1]
-    run.write_summary({
-        "arch": arch, "depth": depth, "seed": seed, "status": status, "params": 1000 * depth, "steps": last,
-        "final_train_err": known_error(arch, depth, seed, last, True),
-        "final_test_err": known_error(arch, depth, seed, last, False),
-        "config": {"data": {"test_size": test_size}},
-    })
+    run.write_summary(
+        {
+            "arch": arch,
+            "depth": depth,
+            "seed": seed,
+            "status": status,
+            "params": 1000 * depth,
+            "steps": last,
+            "final_train_err": known_error(arch, depth, seed, last, True),
+            "final_test_err": known_error(arch, depth, seed, last, False),
+            "config": {"data": {"test_size": test_size}},
+        }
+    )
     return run
 
 

@@ -22,6 +22,10 @@ def local_targets(page: Path) -> list[str]:
 def test_every_link_between_the_repositorys_files_leads_to_one():
     pages = markdown_files()
     assert ROOT / "README.md" in pages
-    broken = [f"{page.relative_to(ROOT)} → {target}" for page in pages for target in local_targets(page)
-              if not (page.parent / target).exists()]
+    broken = [
+        f"{page.relative_to(ROOT)} → {target}"
+        for page in pages
+        for target in local_targets(page)
+        if not (page.parent / target).exists()
+    ]
     assert broken == []

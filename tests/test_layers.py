@@ -6,7 +6,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "degradation"
 # Highest first. A module may import its own subpackage and anything in a lower layer, nothing beside or above it.
 LAYERS = [
-    {"__main__", "train", "figures", "responses", "analyze"},  # the commands' short names (python -m degradation.figures ...)
+    {
+        "__main__",
+        "train",
+        "figures",
+        "responses",
+        "analyze",
+    },  # the commands' short names (python -m degradation.figures ...)
     {"cli", "bench"},  # the command lines: training (and sweeps), the benchmark
     {"sweeps"},
     {"training"},

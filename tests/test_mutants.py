@@ -21,8 +21,12 @@ def test_every_mutation_names_a_test_that_exists():
         assert not tests - COLLECTED, sorted(tests - COLLECTED)  # this session collected their files: look there
         return
     root = Path(mutants.__file__).resolve().parents[1]
-    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                                *sorted(tests)], cwd=root, capture_output=True, text=True)
+    collected = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *sorted(tests)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     assert collected.returncode == 0 and f"{len(tests)} tests collected" in collected.stdout, collected.stdout[-2000:]
 
 
@@ -36,8 +40,14 @@ GUARDED = textwrap.dedent('''
     def other(cfg, on):
         return min(steps, cfg.max_steps) if on else 1
 ''')
-MUTATION = Mutation("loses its warm-up", "src/pkg/config.py", "warmup_steps", "min(steps, cfg.max_steps) if on",
-                    "0 if on", "tests/test_x.py::test_y")
+MUTATION = Mutation(
+    "loses its warm-up",
+    "src/pkg/config.py",
+    "warmup_steps",
+    "min(steps, cfg.max_steps) if on",
+    "0 if on",
+    "tests/test_x.py::test_y",
+)
 
 
 def tree_with(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -57,13 +67,18 @@ def test_a_mutation_applies_inside_its_function_only(tmp_path):
 def test_a_mutation_follows_a_refactor_that_keeps_behaviour(tmp_path, refactor):
     code, files = GUARDED, {}
     if refactor == "rename a local outside the pattern":
-        code = code.replace("(cfg, on):", "(config, on):").replace("= cfg.optim", "= config.optim").replace(
-            "steps, cfg.max_steps) if", "steps, config.max_steps) if", 1)
+        code = (
+            code.replace("(cfg, on):", "(config, on):")
+            .replace("= cfg.optim", "= config.optim")
+            .replace("steps, cfg.max_steps) if", "steps, config.max_steps) if", 1)
+        )
         mutation = Mutation(*[*vars(MUTATION).values()][:3], "min(steps, config.max_steps) if on", "0 if on", "t")
     else:
         mutation = MUTATION
     if refactor == "reformat":  # a formatter wraps the call, with a trailing comma
-        code = code.replace("min(steps, cfg.max_steps) if on", "min(\n        steps,\n        cfg.max_steps,\n    ) if on", 1)
+        code = code.replace(
+            "min(steps, cfg.max_steps) if on", "min(\n        steps,\n        cfg.max_steps,\n    ) if on", 1
+        )
     if refactor == "move to another file":
         files["src/pkg/schedule.py"], code = code, "from pkg.schedule import warmup_steps\n"
     tree = tree_with(tmp_path, {"src/pkg/config.py": code, **files})
@@ -75,7 +90,9 @@ def test_a_mutation_follows_a_refactor_that_keeps_behaviour(tmp_path, refactor):
 def test_a_mutation_whose_code_is_gone_is_stale_and_one_that_breaks_the_syntax_is_broken(tmp_path):
     tree = tree_with(tmp_path, {"src/pkg/config.py": GUARDED.replace("def warmup_steps", "def warmup_length")})
     assert mutate(tree, MUTATION) == "STALE: no warmup_steps in src/pkg/config.py or elsewhere"
-    tree = tree_with(tmp_path, {"src/pkg/config.py": GUARDED.replace("steps, cfg.max_steps) if on", "cfg.max_steps, steps) if on")})
+    tree = tree_with(
+        tmp_path, {"src/pkg/config.py": GUARDED.replace("steps, cfg.max_steps) if on", "cfg.max_steps, steps) if on")}
+    )
     assert mutate(tree, MUTATION).startswith("STALE: pattern not once in warmup_steps")
     tree = tree_with(tmp_path, {"src/pkg/config.py": GUARDED})
     broken = Mutation(*[*vars(MUTATION).values()][:4], "(0 if on", MUTATION.test)

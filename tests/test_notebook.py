@@ -25,7 +25,9 @@ def test_the_notebook_runs_on_a_sweep_and_shows_figures_and_the_table(tmp_path, 
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) == 3  # Figure 6 twice, Figure 1; no run has Figure 7's data, and the notebook says how to get it
     assert "python -m degradation.responses" in "".join(o.get("text", "") for o in outputs)
-    text = "".join(o.get("text", "") for o in outputs) + "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs) + "".join(
+        o.get("data", {}).get("text/markdown", "") for o in outputs
+    )
     assert "grid: 8 finished runs; missing: none" in text and "Degradation gap" in text
 
 

@@ -44,13 +44,16 @@ def test_eval_every_null_evaluates_once_per_epoch(tmp_path, fake_cifar_root):
     assert [row["step"] for row in run.read_metrics() if row["test_err"] is not None] == [10, 20]  # 10 steps per epoch
 
 
-@pytest.mark.parametrize("requested, environment, credentials, expected", [
-    ("auto", None, True, "online"),
-    ("auto", None, False, "offline"),
-    ("online", None, False, "offline"),  # never a prompt: no credentials means offline
-    ("online", "disabled", True, "disabled"),  # WANDB_MODE in the environment wins
-    ("offline", "online", True, "online"),
-])
+@pytest.mark.parametrize(
+    "requested, environment, credentials, expected",
+    [
+        ("auto", None, True, "online"),
+        ("auto", None, False, "offline"),
+        ("online", None, False, "offline"),  # never a prompt: no credentials means offline
+        ("online", "disabled", True, "disabled"),  # WANDB_MODE in the environment wins
+        ("offline", "online", True, "online"),
+    ],
+)
 def test_wandb_mode_auto_and_the_environment_override(monkeypatch, requested, environment, credentials, expected):
     monkeypatch.setattr(tracking, "has_credentials", lambda: credentials)
     if environment is None:
@@ -68,13 +71,19 @@ def test_figures_take_the_sweep_with_the_newest_result_by_default(tmp_path):
     assert results.latest_sweep(tmp_path) == older
 
 
-@pytest.mark.parametrize("experiment, grid", [
-    ("sweep_cifar", {"model": "plain,resnet", "model.depth": "20,32,44,56,110", "seed": "0"}),
-    ("sweep_quick", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0"}),
-    ("sweep_imagenet_resnets", {"model": "resnet18,resnet34,resnet50", "model.residual": "true,false", "seed": "0"}),
-    ("fidelity_8k", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0,1"}),
-    ("sweep_cpu", {"seed": "0,1", "model": "plain,resnet", "model.depth": "20,56"}),
-])
+@pytest.mark.parametrize(
+    "experiment, grid",
+    [
+        ("sweep_cifar", {"model": "plain,resnet", "model.depth": "20,32,44,56,110", "seed": "0"}),
+        ("sweep_quick", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0"}),
+        (
+            "sweep_imagenet_resnets",
+            {"model": "resnet18,resnet34,resnet50", "model.residual": "true,false", "seed": "0"},
+        ),
+        ("fidelity_8k", {"model": "plain,resnet", "model.depth": "20,56", "seed": "0,1"}),
+        ("sweep_cpu", {"seed": "0,1", "model": "plain,resnet", "model.depth": "20,56"}),
+    ],
+)
 def test_the_sweep_configs_compose_to_their_grids(experiment, grid):
     from degradation.conf import CONFIG_DIR
     from hydra import compose, initialize_config_dir
@@ -95,13 +104,36 @@ def test_the_cpu_sweep_keeps_the_papers_lr_and_milestone_fractions_with_a_linear
 
 
 def test_make_maps_its_sweep_variables_to_overrides():
-    result = subprocess.run(["make", "-n", "sweep-cifar", "SEEDS=0,1", "DEPTHS=20,56", "ARCHS=plain", "LAUNCHER=joblib",
-                             "JOBS=4", "NAME=lr", "DRY=1", "EXTRA=optim.lr=0.05"],
-                            cwd=os.path.dirname(os.path.dirname(__file__)), capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "sweep-cifar",
+            "SEEDS=0,1",
+            "DEPTHS=20,56",
+            "ARCHS=plain",
+            "LAUNCHER=joblib",
+            "JOBS=4",
+            "NAME=lr",
+            "DRY=1",
+            "EXTRA=optim.lr=0.05",
+        ],
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+        capture_output=True,
+        text=True,
+    )
     [command] = [line for line in result.stdout.splitlines() if "degradation.train" in line]
     assert command.split("degradation.train ", 1)[1].split() == [
-        "experiment=sweep_cifar", "model=plain", "model.depth=20,56", "seed=0,1", "launcher=joblib", "jobs=4", "name=lr",
-        "dry_run=true", "optim.lr=0.05"]
+        "experiment=sweep_cifar",
+        "model=plain",
+        "model.depth=20,56",
+        "seed=0,1",
+        "launcher=joblib",
+        "jobs=4",
+        "name=lr",
+        "dry_run=true",
+        "optim.lr=0.05",
+    ]
 
 
 def test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run(tmp_path, fake_cifar_root):
@@ -113,8 +145,14 @@ def test_a_sweep_with_a_failed_run_exits_1_and_its_rerun_retries_only_that_run(t
 
     args = ["-m", *TINY_RUN, f"data.root={fake_cifar_root}", "model=plain,resnet", "name=failing"]
     faults = Path(__file__).parent / "reliability" / "faults.py"
-    first = subprocess.run([sys.executable, str(faults), *args], cwd=tmp_path, env=subprocess_env(FAULT="enospc-metrics:3"),
-                           capture_output=True, text=True, timeout=300)  # the third metrics row: in the first job
+    first = subprocess.run(
+        [sys.executable, str(faults), *args],
+        cwd=tmp_path,
+        env=subprocess_env(FAULT="enospc-metrics:3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # the third metrics row: in the first job
     status = lambda arch: json.loads((tmp_path / f"runs/failing/{arch}-8/seed=0/summary.json").read_text())["status"]  # noqa: E731
     assert first.returncode == 1, first.stderr[-2000:]
     assert (status("plain"), status("resnet")) == ("failed", "completed")
@@ -185,9 +223,20 @@ def test_parallel_runs_on_a_cpu_share_its_cores_instead_of_each_taking_all_of_th
 
     from conftest import run_train
 
-    result = run_train("-m", *TINY_RUN, f"data.root={fake_cifar_root}", "model=plain,resnet", "name=threads",
-                       "launcher=joblib", "jobs=2", "trainer.accelerator=cpu", cwd=tmp_path)
+    result = run_train(
+        "-m",
+        *TINY_RUN,
+        f"data.root={fake_cifar_root}",
+        "model=plain,resnet",
+        "name=threads",
+        "launcher=joblib",
+        "jobs=2",
+        "trainer.accelerator=cpu",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    threads = [json.loads(path.read_text())["math"]["threads"]
-               for path in sorted(tmp_path.glob("runs/threads/*/seed=0/summary.json"))]
+    threads = [
+        json.loads(path.read_text())["math"]["threads"]
+        for path in sorted(tmp_path.glob("runs/threads/*/seed=0/summary.json"))
+    ]
     assert threads == [max(1, len(os.sched_getaffinity(0)) // 2)] * 2

@@ -14,9 +14,36 @@ from degradation.training.precision import cpu_bf16_units
 
 # Every key docs/run-directory.md's table documents for a completed run without a validation split.
 SUMMARY_FIELDS = {
-    "arch", "family", "depth", "shortcut", "seed", "params", "residual_twin_params", "steps", "max_steps", "status",
-    "final_test_err", "final_test_loss", "final_train_err", "final_train_loss", "wall_time_s", "train_images_per_s", "warmup_s", "capture_s",
-    "device", "math", "versions", "environment", "git", "command", "started_at", "finished_at", "resumed", "config", "wandb", "slurm",
+    "arch",
+    "family",
+    "depth",
+    "shortcut",
+    "seed",
+    "params",
+    "residual_twin_params",
+    "steps",
+    "max_steps",
+    "status",
+    "final_test_err",
+    "final_test_loss",
+    "final_train_err",
+    "final_train_loss",
+    "wall_time_s",
+    "train_images_per_s",
+    "warmup_s",
+    "capture_s",
+    "device",
+    "math",
+    "versions",
+    "environment",
+    "git",
+    "command",
+    "started_at",
+    "finished_at",
+    "resumed",
+    "config",
+    "wandb",
+    "slurm",
 }
 PLAIN_8_PARAMS = 75_290  # CifarNet(8): 3x3 convs 16/32/64 + BN + linear; option A adds no parameters
 
@@ -57,12 +84,18 @@ def test_a_few_steps_write_the_documented_run_directory(tiny_run):
     assert summary["final_test_err"] == rows[-1]["test_err"] and summary["final_train_err"] == rows[-1]["train_err"]
     assert summary["train_images_per_s"] > 0 and summary["versions"]["torch"]
     # the paper's arithmetic, recorded: IEEE fp32 convolutions and matmuls (no TF32)
-    assert summary["math"] == {"precision": "32-true", "precision_asked": "32-true",
-                               "cpu_bf16_units": cpu_bf16_units(), "threads": torch.get_num_threads(),
-                               "interop_threads": torch.get_num_interop_threads(),
-                               "tf32_conv": False, "tf32_matmul": False,
-                               "float32_matmul_precision": "highest", "cudnn_benchmark": False,
-                               "deterministic": bool(REPEATABLE)}
+    assert summary["math"] == {
+        "precision": "32-true",
+        "precision_asked": "32-true",
+        "cpu_bf16_units": cpu_bf16_units(),
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "tf32_conv": False,
+        "tf32_matmul": False,
+        "float32_matmul_precision": "highest",
+        "cudnn_benchmark": False,
+        "deterministic": bool(REPEATABLE),
+    }
     assert run.last_checkpoint.is_file() and (run.path / "config.yaml").is_file()
 
 
@@ -97,8 +130,12 @@ def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_trainin
     written = run.read_responses()
     assert len(written) == 7  # depth 8: one 3x3 conv in the stem, two in each of 3 blocks
     run.responses_path.unlink()
-    result = subprocess.run([sys.executable, "-m", "degradation.analysis.responses", str(run.last_checkpoint)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "degradation.analysis.responses", str(run.last_checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert run.read_responses() == pytest.approx(written, rel=1e-6)
 
@@ -107,13 +144,27 @@ def test_responses_from_the_checkpoint_equal_those_written_at_the_end_of_trainin
 def test_imagenet_style_resnets_train_through_the_same_entry_point(tmp_path, fake_cifar_root, model, residual):
     arch, depth = ("resnet" if residual == "true" else "plain"), int(model.removeprefix("resnet"))
     tiny_but_deep = [arg for arg in TINY_RUN if not arg.startswith(("model.depth=", "data.batch_size="))]
-    result = run_train(*tiny_but_deep, f"data.root={fake_cifar_root}", f"model={model}", f"model.residual={residual}",
-                       "data.batch_size=4", "trainer.max_steps=3", "trainer.eval_every=3", "model.stride_in=1x1",
-                       "model.residual_scale=0.5", cwd=tmp_path)
+    result = run_train(
+        *tiny_but_deep,
+        f"data.root={fake_cifar_root}",
+        f"model={model}",
+        f"model.residual={residual}",
+        "data.batch_size=4",
+        "trainer.max_steps=3",
+        "trainer.eval_every=3",
+        "model.stride_in=1x1",
+        "model.residual_scale=0.5",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunDir(tmp_path / f"runs/default/imagenet-{arch}-{depth}/seed=0")  # never a CIFAR net's folder
     summary = run.read_summary()
-    assert (summary["status"], summary["steps"], summary["family"], summary["depth"]) == ("completed", 3, "imagenet", depth)
+    assert (summary["status"], summary["steps"], summary["family"], summary["depth"]) == (
+        "completed",
+        3,
+        "imagenet",
+        depth,
+    )
     if residual == "true":
         assert summary["params"] == summary["residual_twin_params"]
     else:  # the plain twin's summary states what the projections would have added
@@ -142,7 +193,8 @@ def test_the_cifar_and_the_imagenet_style_resnet_50_never_share_a_run_directory(
     assert cifar == ("runs/default/resnet-50/seed=0",) * 2
     assert imagenet == ("runs/default/imagenet-resnet-50/seed=0",) * 2
     assert run_and_sweep_dirs("model=imagenet", "model.depth=152", "model.residual=false", "seed=3")[0] == (
-        "runs/default/imagenet-plain-152/seed=3")
+        "runs/default/imagenet-plain-152/seed=3"
+    )
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):

@@ -48,8 +48,9 @@ def parser() -> OneLineParser:
     p.add_argument("analysis", choices=(*ANALYSES, "all"), help="which analysis (all: the four in turn)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--sweep", type=existing_folder, help="a sweep folder (default: the latest under --runs)")
-    where.add_argument("--nets", type=net_names,
-                       help="nets at init without a run, e.g. plain-20,resnet-1202 (gradients, shattering)")
+    where.add_argument(
+        "--nets", type=net_names, help="nets at init without a run, e.g. plain-20,resnet-1202 (gradients, shattering)"
+    )
     p.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
     p.add_argument("--seeds", type=comma_list(int, "seeds"), help="only the runs of these seeds (default: all)")
     p.add_argument("--out", help="figures folder (default: figures/<sweep name>; with --nets: figures/at-init)")
@@ -57,13 +58,25 @@ def parser() -> OneLineParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if any")
     p.add_argument("--seed", type=int, default=0, help="landscape directions, lesion draws, --nets init (default 0)")
     p.add_argument("--pairs", type=positive, default=4, help="shattering: pairs of test images (default 4)")
-    p.add_argument("--points", type=positive, default=LANDSCAPE_POINTS,
-                   help=f"landscape: grid points per axis over [-1, 1] (default {LANDSCAPE_POINTS}; Li et al. 51)")
-    p.add_argument("--images", type=positive, help="landscape: first N training images (default "
-                   f"{command.LANDSCAPE_IMAGES}; Li et al. all 50,000); lesion: first N test images (default: the run's)")
+    p.add_argument(
+        "--points",
+        type=positive,
+        default=LANDSCAPE_POINTS,
+        help=f"landscape: grid points per axis over [-1, 1] (default {LANDSCAPE_POINTS}; Li et al. 51)",
+    )
+    p.add_argument(
+        "--images",
+        type=positive,
+        help="landscape: first N training images (default "
+        f"{command.LANDSCAPE_IMAGES}; Li et al. all 50,000); lesion: first N test images (default: the run's)",
+    )
     p.add_argument("--draws", type=positive, default=DRAWS, help=f"lesion: random draws per k (default {DRAWS})")
-    p.add_argument("--ks", type=comma_list(at_least_one, "numbers of blocks >= 1"), default=list(LESION_KS),
-                   help=f"lesion: numbers of random blocks to delete (default {','.join(map(str, LESION_KS))})")
+    p.add_argument(
+        "--ks",
+        type=comma_list(at_least_one, "numbers of blocks >= 1"),
+        default=list(LESION_KS),
+        help=f"lesion: numbers of random blocks to delete (default {','.join(map(str, LESION_KS))})",
+    )
     return p
 
 
@@ -76,8 +89,9 @@ def figures_of_runs(analysis: str, runs, out: Path) -> list[Path]:
     if not entries:
         return []
     if analysis == "shattering":
-        return save(figures.shattering_curves(entries), out, "shattering") + \
-            save(figures.neighbour_correlation(entries), out, "shattering_depth")
+        return save(figures.shattering_curves(entries), out, "shattering") + save(
+            figures.neighbour_correlation(entries), out, "shattering_depth"
+        )
     if analysis == "lesion":
         return save(figures.lesion_figure(entries), out, "lesion")
     contours, slices = figures.landscape_figures(entries)
@@ -88,8 +102,9 @@ def figures_of_nets(analysis: str, record: dict, out: Path, toy: dict | None) ->
     entries = figures.entries_of_nets(record)
     if analysis == "gradients":
         return save(figures.init_gradients(entries), out, "gradients_at_init")
-    return save(figures.shattering_curves(entries), out, "shattering_at_init") + \
-        save(figures.neighbour_correlation(entries, toy), out, "shattering_depth_at_init")
+    return save(figures.shattering_curves(entries), out, "shattering_at_init") + save(
+        figures.neighbour_correlation(entries, toy), out, "shattering_depth_at_init"
+    )
 
 
 def run(args, device) -> list[Path]:
@@ -107,10 +122,14 @@ def run(args, device) -> list[Path]:
             written += figures_of_nets(analysis, record, out, toy)
         return written
     sweep = Path(args.sweep) if args.sweep else latest_sweep(args.runs)
-    runs = [run for run in find_runs(sweep) if args.seeds is None or (run.read_summary() or {}).get("seed") in args.seeds]
+    runs = [
+        run for run in find_runs(sweep) if args.seeds is None or (run.read_summary() or {}).get("seed") in args.seeds
+    ]
     if not runs:
-        raise UserError(f"no runs in {sweep}{' with seeds ' + ','.join(map(str, args.seeds)) if args.seeds else ''} "
-                        "(a run directory has a summary.json)")
+        raise UserError(
+            f"no runs in {sweep}{' with seeds ' + ','.join(map(str, args.seeds)) if args.seeds else ''} "
+            "(a run directory has a summary.json)"
+        )
     out = Path(args.out) if args.out else Path("figures") / sweep.name
     claim_output(out, os.path.relpath(sweep.resolve(), out.resolve()))
     written = []

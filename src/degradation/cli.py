@@ -76,4 +76,8 @@ def main() -> None:
     except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
     except OSError as error:  # Hydra could not create the run directory
-        exit_with(UserError(f"cannot write {error.filename or 'the run directory'}: {error.strerror or error} (check runs_root)"))
+        exit_with(
+            UserError(
+                f"cannot write {error.filename or 'the run directory'}: {error.strerror or error} (check runs_root)"
+            )
+        )

@@ -15,8 +15,15 @@ from omegaconf import MISSING
 
 from degradation.errors import UserError
 
-PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true",  # Lightning's names
-              "auto")  # ours: bf16-mixed where the device has bf16 units, else 32-true (training/precision.py)
+PRECISIONS = (
+    "32-true",
+    "bf16-mixed",
+    "16-mixed",
+    "bf16-true",
+    "16-true",
+    "64-true",  # Lightning's names
+    "auto",
+)  # ours: bf16-mixed where the device has bf16 units, else 32-true (training/precision.py)
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
@@ -49,8 +56,13 @@ def one_device(value) -> bool:
     (one loader for all ranks, DDP hooks inside a captured graph, every rank writing the run directory)."""
     if is_int(value):
         return value == 1
-    return hasattr(value, "__len__") and not isinstance(value, str) and len(value) == 1 and \
-        is_int(value[0]) and value[0] >= 0
+    return (
+        hasattr(value, "__len__")
+        and not isinstance(value, str)
+        and len(value) == 1
+        and is_int(value[0])
+        and value[0] >= 0
+    )
 
 
 def check_rules(node, schema: type, prefix: str) -> None:
@@ -78,8 +90,9 @@ class OptimConfig:
     momentum: float = rule(lambda v: 0 <= v < 1, "in [0, 1)")
     weight_decay: float = rule(*non_negative)
     nesterov: bool = MISSING
-    milestones: list[int] = rule(lambda v: all(m > 0 for m in v) and list(v) == sorted(v),
-                                 "increasing positive iterations")
+    milestones: list[int] = rule(
+        lambda v: all(m > 0 for m in v) and list(v) == sorted(v), "increasing positive iterations"
+    )
     gamma: float = rule(*positive)
     warmup: Any = rule(*one_of("auto", True, False))
     warmup_steps: int = rule(*non_negative_int)
@@ -99,7 +112,9 @@ class DataConfig:
     pad: int = rule(*non_negative_int)
     flip: bool = MISSING
     drop_last: bool = MISSING
-    test_size: int | None = rule(lambda v: v is None or (is_int(v) and v > 0), "null (all test images) or an integer > 0")
+    test_size: int | None = rule(
+        lambda v: v is None or (is_int(v) and v > 0), "null (all test images) or an integer > 0"
+    )
 
 
 @dataclass
@@ -109,8 +124,11 @@ class TrainerConfig:
     record_gradients: bool = MISSING
     eval_every: int | None = rule(lambda v: v is None or v > 0, "null (once per epoch) or an integer > 0")
     accelerator: str = MISSING
-    devices: Any = rule(one_device, "1, or [k] for the k-th GPU (one device per run: for several GPUs, run a "
-                                    "sweep with launcher=joblib, one run per GPU)")
+    devices: Any = rule(
+        one_device,
+        "1, or [k] for the k-th GPU (one device per run: for several GPUs, run a "
+        "sweep with launcher=joblib, one run per GPU)",
+    )
     precision: str = rule(*one_of(*PRECISIONS))
     deterministic: bool = MISSING
     progress_bar: Any = rule(*one_of("auto", True, False))

@@ -21,7 +21,9 @@ def tiny_sweep(tmp_path_factory, fake_cifar_root):
     return cwd
 
 
-def test_all_four_analyses_write_their_data_into_each_run_and_their_figures_beside_the_sweeps(tiny_sweep, monkeypatch, capsys):
+def test_all_four_analyses_write_their_data_into_each_run_and_their_figures_beside_the_sweeps(
+    tiny_sweep, monkeypatch, capsys
+):
     monkeypatch.chdir(tiny_sweep)
     main(["all", "--sweep", "runs/tiny", *SMALL])
     written = capsys.readouterr().out.split()
@@ -33,8 +35,16 @@ def test_all_four_analyses_write_their_data_into_each_run_and_their_figures_besi
         assert records["landscape"]["step"] == records["lesion"]["step"] == records["shattering"]["step"] == 12
         assert set(records["shattering"]) >= {"init", "trained"}
         assert len(records["gradients"]["init"]) == 8  # one row per conv/linear layer at step 0
-    for name in ("gradients_by_layer", "gradients_ratio", "gradients_at_init", "shattering", "shattering_depth",
-                 "lesion", "landscape", "landscape_1d"):
+    for name in (
+        "gradients_by_layer",
+        "gradients_ratio",
+        "gradients_at_init",
+        "shattering",
+        "shattering_depth",
+        "lesion",
+        "landscape",
+        "landscape_1d",
+    ):
         assert f"figures/tiny/{name}.png" in written and f"figures/tiny/{name}.pdf" in written
         assert (tiny_sweep / f"figures/tiny/{name}.png").stat().st_size > 10_000
 
@@ -82,23 +92,40 @@ def test_a_run_that_ended_after_its_last_checkpoint_reuses_its_results_too(tiny_
 
 def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    main(["shattering", "--nets", "plain-8,resnet-14", "--data-root", str(fake_cifar_root), "--pairs", "1", "--out", "init"])
+    main(
+        [
+            "shattering",
+            "--nets",
+            "plain-8,resnet-14",
+            "--data-root",
+            str(fake_cifar_root),
+            "--pairs",
+            "1",
+            "--out",
+            "init",
+        ]
+    )
     record = json.loads((tmp_path / "init/shattering-init.json").read_text())
     assert set(record["nets"]) == {"plain-8", "resnet-14"}
     assert set(record["nets"]["plain-8"]) == {"init"} and set(record["nets"]["plain-8"]["init"]) == {"train", "eval"}
-    assert (tmp_path / "init/shattering-toy.json").is_file() and (tmp_path / "init/shattering_depth_at_init.png").is_file()
+    assert (tmp_path / "init/shattering-toy.json").is_file() and (
+        tmp_path / "init/shattering_depth_at_init.png"
+    ).is_file()
 
 
-@pytest.mark.parametrize("args, says", [
-    (["landscape", "--nets", "plain-8"], "needs trained nets"),
-    (["shattering", "--nets", "plain-9"], "6n+2"),
-    (["shattering", "--nets", "vgg-16"], "plain or resnet"),
-    (["landscape", "--points", "0"], "--points"),
-    (["lesion", "--ks", "1,-2"], "--ks"),
-    (["lesion", "--sweep", "no/such/sweep"], "no folder"),
-    (["everything"], "invalid choice"),
-    (["lesion", "--sweep", "runs/tiny", "--nets", "plain-8"], "not allowed with"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["landscape", "--nets", "plain-8"], "needs trained nets"),
+        (["shattering", "--nets", "plain-9"], "6n+2"),
+        (["shattering", "--nets", "vgg-16"], "plain or resnet"),
+        (["landscape", "--points", "0"], "--points"),
+        (["lesion", "--ks", "1,-2"], "--ks"),
+        (["lesion", "--sweep", "no/such/sweep"], "no folder"),
+        (["everything"], "invalid choice"),
+        (["lesion", "--sweep", "runs/tiny", "--nets", "plain-8"], "not allowed with"),
+    ],
+)
 def test_bad_input_is_one_error_line(args, says, tiny_sweep, monkeypatch, capsys):
     monkeypatch.chdir(tiny_sweep)
     assert says in main_refuses(main, args, capsys)
@@ -108,4 +135,6 @@ def test_a_sweep_without_runs_and_missing_data_are_one_error_line(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs/empty").mkdir(parents=True)
     assert "no runs in" in main_refuses(main, ["lesion", "--sweep", "runs/empty"], capsys)
-    assert "no CIFAR-10 under" in main_refuses(main, ["gradients", "--nets", "plain-8", "--data-root", "nowhere"], capsys)
+    assert "no CIFAR-10 under" in main_refuses(
+        main, ["gradients", "--nets", "plain-8", "--data-root", "nowhere"], capsys
+    )

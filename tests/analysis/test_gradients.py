@@ -35,8 +35,15 @@ def test_the_norms_at_init_are_autograds_for_the_same_batch():
 def test_a_run_records_the_gradient_norms_of_the_step_just_taken(tmp_path, fake_cifar_root):
     """gradients.csv at step 1 holds the norms autograd gives for the run's first batch at the run's initial
     weights (rebuilt by the analyses from the run's config and seed): the recorder reads the right gradients."""
-    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "trainer.log_every=1", "trainer.max_steps=2",
-                       "trainer.eval_every=2", "name=grads", cwd=tmp_path)
+    result = run_train(
+        *TINY_RUN,
+        f"data.root={fake_cifar_root}",
+        "trainer.log_every=1",
+        "trainer.max_steps=2",
+        "trainer.eval_every=2",
+        "name=grads",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     run = RunDir(tmp_path / "runs/grads/resnet-8/seed=0")
     rows = run.read_gradients()
@@ -60,6 +67,8 @@ def test_gradients_are_recorded_at_the_steps_of_the_metrics_rows(straight_run):
 
 def test_no_rows_before_a_step_and_none_when_recording_is_off(tmp_path, fake_cifar_root):
     assert GradientRecorder(CifarNet(8, residual=True)).read(0) == []
-    result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", "trainer.record_gradients=false", "name=off", cwd=tmp_path)
+    result = run_train(
+        *TINY_RUN, f"data.root={fake_cifar_root}", "trainer.record_gradients=false", "name=off", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert not RunDir(tmp_path / "runs/off/resnet-8/seed=0").gradients_path.exists()

@@ -103,11 +103,16 @@ def test_a_compiled_network_never_traces_the_response_hooks(tmp_path):
 
     module = tiny_module()
     images = torch.randint(0, 256, (40, 3, 32, 32), dtype=torch.uint8)
-    loader = CifarLoader(Split(images, torch.zeros(40, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False)
+    loader = CifarLoader(
+        Split(images, torch.zeros(40, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False
+    )
     eager = response_stds(module.net, loader)
     module.net.compile()
-    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")),
-                              datamodule=SimpleNamespace(test_loader=lambda: loader), global_step=12)
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+        datamodule=SimpleNamespace(test_loader=lambda: loader),
+        global_step=12,
+    )
     frames_before = counters["frames"]["total"]
     RecordResponses(RunDir(tmp_path)).on_train_end(trainer, module)
     assert counters["frames"]["total"] == frames_before  # nothing was compiled while measuring
@@ -118,7 +123,9 @@ def test_batches_follow_the_network_to_its_device_in_float32():
     """Batches from another device than the network's are moved to it; a surrounding autocast is switched off."""
     module = tiny_module()
     images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
-    loader = CifarLoader(Split(images, torch.zeros(20, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False)
+    loader = CifarLoader(
+        Split(images, torch.zeros(20, dtype=torch.long)), torch.full((3, 32, 32), 120.0), 20, train=False
+    )
     expected = response_stds(eager_copy(module), loader)
     meta_batches = [(torch.empty(20, 3, 32, 32, device="meta"), None)]
     net = eager_copy(module)
@@ -128,11 +135,14 @@ def test_batches_follow_the_network_to_its_device_in_float32():
         assert response_stds(eager_copy(module), loader) == pytest.approx(expected, rel=1e-9)
 
 
-@pytest.mark.parametrize("args, words", [
-    ([], "error: the following arguments are required: checkpoint"),
-    (["{tmp}/nope.ckpt"], "error: no checkpoint at {tmp}/nope.ckpt"),
-    (["{tmp}/last.ckpt", "--batch", "9"], "error: unrecognized arguments: --batch 9"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "error: the following arguments are required: checkpoint"),
+        (["{tmp}/nope.ckpt"], "error: no checkpoint at {tmp}/nope.ckpt"),
+        (["{tmp}/last.ckpt", "--batch", "9"], "error: unrecognized arguments: --batch 9"),
+    ],
+)
 def test_the_responses_command_refuses_bad_input_with_one_line(tmp_path, capsys, args, words):
     from degradation.analysis import responses
 

@@ -11,18 +11,44 @@ import torch
 from conftest import main_refuses, subprocess_env
 from degradation.bench import measure as degradation_bench
 
-TINY_BENCH = ["--depths", "8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--batch-size", "16", "--train-size", "256"]
+TINY_BENCH = [
+    "--depths",
+    "8",
+    "--steps",
+    "2",
+    "--warmup",
+    "1",
+    "--rounds",
+    "1",
+    "--batch-size",
+    "16",
+    "--train-size",
+    "256",
+]
 
 
 def bench(tmp_path, *args):
-    return subprocess.run([sys.executable, "-m", "degradation.bench.measure", *TINY_BENCH, "--out", str(tmp_path), *args],
-                          cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "degradation.bench.measure", *TINY_BENCH, "--out", str(tmp_path), *args],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     # On the CPU explicitly (where CUDA-only switches are skipped); tests/gpu/ runs the bench on CUDA.
-    result = bench(tmp_path, "--switches", "channels_last,cuda_graphs", "--share", "2", "speed.fused_sgd=true",
-                   "trainer.accelerator=cpu")
+    result = bench(
+        tmp_path,
+        "--switches",
+        "channels_last,cuda_graphs",
+        "--share",
+        "2",
+        "speed.fused_sgd=true",
+        "trainer.accelerator=cpu",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [report_path] = tmp_path.glob("cpu-*/bench-speed.fused_sgd=true_trainer.accelerator=cpu.json")
     report = json.loads(report_path.read_text())
@@ -46,15 +72,18 @@ def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     assert "| arch | family | depth |" in result.stdout  # the table is printed too
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--switches", "warp_drive"], "error: --switches: all, none or some of"),
-    (["--depths", "7"], "model.depth must be 6n+2"),
-    (["model.depth=20"], "choose networks with --archs/--depths"),
-    (["--archs", "vgg"], "available: imagenet, plain, resnet"),
-    (["--depths", "abc"], "error: argument --depths: expected integer depths separated by commas, got 'abc'"),
-    (["--steps", "x"], "error: argument --steps: invalid int value: 'x'"),
-    (["--turbo"], "error: unrecognized arguments: --turbo"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--switches", "warp_drive"], "error: --switches: all, none or some of"),
+        (["--depths", "7"], "model.depth must be 6n+2"),
+        (["model.depth=20"], "choose networks with --archs/--depths"),
+        (["--archs", "vgg"], "available: imagenet, plain, resnet"),
+        (["--depths", "abc"], "error: argument --depths: expected integer depths separated by commas, got 'abc'"),
+        (["--steps", "x"], "error: argument --steps: invalid int value: 'x'"),
+        (["--turbo"], "error: unrecognized arguments: --turbo"),
+    ],
+)
 def test_bad_bench_input_ends_with_one_line(tmp_path, capsys, args, words):
     line = main_refuses(degradation_bench.main, [*TINY_BENCH, "--out", str(tmp_path), *args], capsys)
     assert words in line, line
@@ -70,12 +99,30 @@ def test_every_network_is_measured_on_the_path_it_asks_for_however_many_came_bef
 
     import torch._dynamo.config
 
-    root_handlers = logging.root.handlers[:]  # main() configures logging for the terminal; the tests after log elsewhere
+    root_handlers = logging.root.handlers[
+        :
+    ]  # main() configures logging for the terminal; the tests after log elsewhere
     try:
         with torch._dynamo.config.patch(recompile_limit=1):
-            degradation_bench.main([*TINY_BENCH, "--archs", "resnet", "--depths", "8,8", "--paths", "harness,bare",
-                                    "--switches", "none", "--share", "0", "--out", str(tmp_path), "speed.compile=true",
-                                    "trainer.accelerator=cpu"])
+            degradation_bench.main(
+                [
+                    *TINY_BENCH,
+                    "--archs",
+                    "resnet",
+                    "--depths",
+                    "8,8",
+                    "--paths",
+                    "harness,bare",
+                    "--switches",
+                    "none",
+                    "--share",
+                    "0",
+                    "--out",
+                    str(tmp_path),
+                    "speed.compile=true",
+                    "trainer.accelerator=cpu",
+                ]
+            )
     finally:
         logging.root.handlers[:] = root_handlers
     [report_path] = tmp_path.glob("cpu-*/bench-*.json")
@@ -98,7 +145,11 @@ def test_an_mps_daemon_that_will_not_start_is_a_row_and_the_timings_before_it_ar
     monkeypatch.setattr(degradation_bench, "shared_row", lambda *args, mps: {"processes": 4, "mps": mps, "gain": 1.0})
     rows = degradation_bench.shared_rows(torch.device("cuda"), *[None] * 8)
     assert rows[0] == {"processes": 4, "mps": False, "gain": 1.0}
-    assert rows[1]["mps"] is True and "MPS daemon did not start" in rows[1]["error"] and "permission denied" in rows[1]["error"]
+    assert (
+        rows[1]["mps"] is True
+        and "MPS daemon did not start" in rows[1]["error"]
+        and "permission denied" in rows[1]["error"]
+    )
 
 
 def test_cpus_with_and_without_bf16_units_keep_their_benchmarks_apart():

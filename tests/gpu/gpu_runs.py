@@ -43,8 +43,14 @@ def train_ok(cwd: Path, cifar_root: Path, *overrides: str) -> subprocess.Complet
 
 
 def run_with_fault(fault: str, cwd: Path, cifar_root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FAULTS_SCRIPT), *gpu_args(cifar_root, *overrides)], cwd=cwd,
-                          env=subprocess_env(FAULT=fault), capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(FAULTS_SCRIPT), *gpu_args(cifar_root, *overrides)],
+        cwd=cwd,
+        env=subprocess_env(FAULT=fault),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def run_dir(cwd: Path, name: str, arch: str = "resnet", seed: int = 0) -> RunDir:

@@ -42,7 +42,9 @@ def straight(tmp_path_factory, gpu_cifar_root):
 
 
 @pytest.mark.parametrize("fault", [f"kill-step:{KILL_AT}", f"signal-step:{KILL_AT}:TERM"])
-def test_with_deterministic_kernels_a_stopped_run_resumes_to_identical_metrics(fault, tmp_path, gpu_cifar_root, straight):
+def test_with_deterministic_kernels_a_stopped_run_resumes_to_identical_metrics(
+    fault, tmp_path, gpu_cifar_root, straight
+):
     stopped = run_with_fault(fault, tmp_path, gpu_cifar_root, "name=stopped", *DETERMINISTIC)
     expected_code = -signal.SIGKILL if fault.startswith("kill") else 128 + signal.SIGTERM
     assert stopped.returncode == expected_code, stopped.stderr[-2000:]
@@ -66,19 +68,39 @@ def test_without_deterministic_kernels_a_killed_run_resumes_from_its_exact_state
     rows, expected = run.read_metrics(), straight["default"].read_metrics()
     assert [row["step"] for row in rows] == [row["step"] for row in expected]  # every step once
     assert [row for row in rows if row["step"] <= checkpoint] == kept  # the rows before the checkpoint untouched
-    final, uninterrupted = run.read_summary()["final_train_loss"], straight["default"].read_summary()["final_train_loss"]
+    final, uninterrupted = (
+        run.read_summary()["final_train_loss"],
+        straight["default"].read_summary()["final_train_loss"],
+    )
     assert final == pytest.approx(uninterrupted, rel=0.1)  # rounding, not lost or repeated steps
 
 
 def test_a_2x2_joblib_sweep_shares_the_gpu_and_its_figures_are_made(tmp_path, gpu_cifar_root):
-    sweep = run_train("-m", *gpu_args(gpu_cifar_root, "model=plain,resnet", "seed=0,1", "name=grid", "launcher=joblib",
-                                      "jobs=4", "trainer.spread_gpus=false"), cwd=tmp_path)
+    sweep = run_train(
+        "-m",
+        *gpu_args(
+            gpu_cifar_root,
+            "model=plain,resnet",
+            "seed=0,1",
+            "name=grid",
+            "launcher=joblib",
+            "jobs=4",
+            "trainer.spread_gpus=false",
+        ),
+        cwd=tmp_path,
+    )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     for arch in ("plain", "resnet"):
         for seed in (0, 1):
             assert_completed_on_the_gpu(run_dir(tmp_path, "grid", arch, seed))
-    figures = subprocess.run([sys.executable, "-m", "degradation.report.figures", "--sweep", "runs/grid", "--ylim", "auto"],
-                             cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    figures = subprocess.run(
+        [sys.executable, "-m", "degradation.report.figures", "--sweep", "runs/grid", "--ylim", "auto"],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert figures.returncode == 0, figures.stderr[-3000:]
     made = {path.name for path in (tmp_path / "figures/grid").iterdir()}
     assert {"fig6.png", "fig6.pdf", "fig7.png", "fig7.pdf", "table6.md", "table6.csv"} <= made  # Fig. 7 of depth 8
@@ -86,11 +108,35 @@ def test_a_2x2_joblib_sweep_shares_the_gpu_and_its_figures_are_made(tmp_path, gp
 
 
 def test_the_bench_runs_every_path_on_the_gpu_at_a_tiny_size(tmp_path):
-    args = ["--depths", "8", "--steps", "3", "--warmup", "2", "--rounds", "1", "--batch-size", "128",
-            "--train-size", "1024", "--switches", "cuda_graphs,tf32,channels_last", "--share", "2", "--out", str(tmp_path)]
+    args = [
+        "--depths",
+        "8",
+        "--steps",
+        "3",
+        "--warmup",
+        "2",
+        "--rounds",
+        "1",
+        "--batch-size",
+        "128",
+        "--train-size",
+        "1024",
+        "--switches",
+        "cuda_graphs,tf32,channels_last",
+        "--share",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     device = ["trainer.accelerator=cpu"] if ON_CPU else []
-    result = subprocess.run([sys.executable, "-m", "degradation.bench.measure", *args, *device], cwd=tmp_path,
-                            env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "degradation.bench.measure", *args, *device],
+        cwd=tmp_path,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [report_path] = tmp_path.glob("*/bench*.json")
     report = json.loads(report_path.read_text())
@@ -100,4 +146,8 @@ def test_the_bench_runs_every_path_on_the_gpu_at_a_tiny_size(tmp_path):
     switches = {row["switch"]: row for row in report["switches"]}
     assert ON_CPU or all(switches[name].get("ms", 0) > 0 for name in ("cuda_graphs", "tf32", "channels_last"))
     assert all(row["processes"] == 2 and row["aggregate_images_per_s"] > 0 for row in report["shared"])
-    assert ON_CPU or shutil.which("nvidia-cuda-mps-control") is None or [row["mps"] for row in report["shared"]] == [False, True]
+    assert (
+        ON_CPU
+        or shutil.which("nvidia-cuda-mps-control") is None
+        or [row["mps"] for row in report["shared"]] == [False, True]
+    )

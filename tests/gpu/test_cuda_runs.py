@@ -65,8 +65,11 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
 
     captures, replays = [], []
     capture_begin, replay = torch.cuda.CUDAGraph.capture_begin, torch.cuda.CUDAGraph.replay
-    monkeypatch.setattr(torch.cuda.CUDAGraph, "capture_begin",
-                        lambda self, *args, **kwargs: captures.append(1) or capture_begin(self, *args, **kwargs))
+    monkeypatch.setattr(
+        torch.cuda.CUDAGraph,
+        "capture_begin",
+        lambda self, *args, **kwargs: captures.append(1) or capture_begin(self, *args, **kwargs),
+    )
     monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", lambda self: replays.append(1) or replay(self))
     counters.clear()
     compiled = CompiledGraphsAfterStep()
@@ -77,7 +80,10 @@ def test_the_whole_step_is_captured_once_and_replayed_at_every_full_batch(tmp_pa
     summary = lifecycle.train(cfg, run)
     assert summary["status"] == "completed", summary.get("error")
     # bounded apart: a cold Inductor compile (in the warm-up) may take minutes; the capture never should
-    assert 0 < summary["warmup_s"] <= 300 and 0 < summary["capture_s"] <= 10, (summary["warmup_s"], summary["capture_s"])
+    assert 0 < summary["warmup_s"] <= 300 and 0 < summary["capture_s"] <= 10, (
+        summary["warmup_s"],
+        summary["capture_s"],
+    )
     assert len(captures) == 2, len(captures)
     partial_batches = STEPS // 10  # 1250 images in batches of 128: every 10th batch is the epoch's last 98
     assert len(replays) >= STEPS - WARMUP_STEPS - partial_batches, (len(replays), STEPS)
@@ -106,8 +112,12 @@ class RecordDevices(pl.Callback):
 
     def on_train_batch_start(self, trainer, pl_module, *args) -> None:
         if self.devices is None:
-            state = [value for per_param in trainer.optimizers[0].state.values() for value in per_param.values()
-                     if isinstance(value, torch.Tensor) and value.dim() > 0]
+            state = [
+                value
+                for per_param in trainer.optimizers[0].state.values()
+                for value in per_param.values()
+                if isinstance(value, torch.Tensor) and value.dim() > 0
+            ]
             self.devices = {tensor.device.type for tensor in [*pl_module.parameters(), *state]}
 
 

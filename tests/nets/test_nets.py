@@ -79,9 +79,14 @@ def test_imagenet_style_resnets_have_the_published_parameter_counts_and_their_pl
     residual = build_net(family="imagenet", depth=depth, residual=True)
     plain = build_net(family="imagenet", depth=depth, residual=False)
     assert count_parameters(residual) == IMAGENET_STYLE_PARAMS[depth]
-    projections = [m for m in residual.modules() if isinstance(m, nn.Sequential) and len(m) == 2
-                   and isinstance(m[0], nn.Conv2d) and m[0].kernel_size == (1, 1)]
-    assert projections and count_parameters(plain) == IMAGENET_STYLE_PARAMS[depth] - sum(map(count_parameters, projections))
+    projections = [
+        m
+        for m in residual.modules()
+        if isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[0], nn.Conv2d) and m[0].kernel_size == (1, 1)
+    ]
+    assert projections and count_parameters(plain) == IMAGENET_STYLE_PARAMS[depth] - sum(
+        map(count_parameters, projections)
+    )
     # Same layers, shortcuts removed: the plain twin's parameters are the residual net's minus the shortcuts'.
     plain_names = [(name, p.shape) for name, p in plain.named_parameters()]
     assert plain_names == [(name, p.shape) for name, p in residual.named_parameters() if ".shortcut." not in name]
@@ -130,9 +135,16 @@ def test_residual_scale_multiplies_the_branch_before_the_addition(family, depth)
 # Ops whose CUDA kernels are not deterministic and that raise under torch.use_deterministic_algorithms
 # (trainer.deterministic=true); from the torch.use_deterministic_algorithms documentation.
 NO_DETERMINISTIC_CUDA_KERNEL = {
-    "_adaptive_avg_pool2d_backward", "adaptive_max_pool2d_backward", "avg_pool3d_backward",
-    "max_pool3d_with_indices_backward", "fractional_max_pool2d_backward", "reflection_pad2d_backward",
-    "replication_pad2d_backward", "upsample_bilinear2d_backward", "nll_loss2d_forward", "index_add",
+    "_adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d_backward",
+    "avg_pool3d_backward",
+    "max_pool3d_with_indices_backward",
+    "fractional_max_pool2d_backward",
+    "reflection_pad2d_backward",
+    "replication_pad2d_backward",
+    "upsample_bilinear2d_backward",
+    "nll_loss2d_forward",
+    "index_add",
 }
 
 

@@ -227,8 +227,11 @@ def install_one(fault: str) -> None:
         release, reached = Path(os.environ["RELEASE"]), os.environ.get("REACHED")
         during_step(count, lambda: (reached and Path(reached).touch(), wait_for(release)))
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
-        fault_fn = {"kill-checkpoint": half_written_checkpoint, "kill-rename": killed_between_renames,
-                    "enospc-checkpoint": no_space_for_checkpoint}[kind]
+        fault_fn = {
+            "kill-checkpoint": half_written_checkpoint,
+            "kill-rename": killed_between_renames,
+            "enospc-checkpoint": no_space_for_checkpoint,
+        }[kind]
         checkpoint_io.write_atomically = nth_call(count, checkpoint_io.write_atomically, fault_fn)
     elif kind in ("kill-metrics", "enospc-metrics"):
         fault_fn = half_written_row if kind == "kill-metrics" else no_space_for_row

@@ -49,7 +49,11 @@ BAD_INPUTS = [
     ("nesterov not a bool", ["optim.nesterov=maybe"], "optim.nesterov=maybe Value 'maybe' is not a valid bool"),
     ("flip not a bool", ["data.flip=sometimes"], "data.flip=sometimes Value 'sometimes' is not a valid bool"),
     ("no classes", ["data.num_classes=0"], "data.num_classes must be an integer > 0, got 0"),
-    ("momentum a bool", ["optim.momentum=false"], "optim.momentum=false Value 'False' of type 'bool' could not be converted"),
+    (
+        "momentum a bool",
+        ["optim.momentum=false"],
+        "optim.momentum=false Value 'False' of type 'bool' could not be converted",
+    ),
     ("missing data root", ["data.root=nowhere"], "CIFAR-10 not found in nowhere/cifar-10-batches-py/"),
     ("unknown launcher", ["launcher=warp"], "available: joblib, local, slurm, submitit_local"),
 ]
@@ -81,16 +85,20 @@ def main_in_process(args: list[str], cwd, monkeypatch, capsys) -> tuple[int, str
 
 
 @pytest.mark.parametrize("problem, overrides, words", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
-def test_a_bad_config_value_ends_with_one_line_and_writes_nothing(problem, overrides, words, tmp_path, fake_cifar_root,
-                                                                  monkeypatch, capsys):
-    code, stderr = main_in_process([*TINY_RUN, f"data.root={fake_cifar_root}", *overrides], tmp_path, monkeypatch, capsys)
+def test_a_bad_config_value_ends_with_one_line_and_writes_nothing(
+    problem, overrides, words, tmp_path, fake_cifar_root, monkeypatch, capsys
+):
+    code, stderr = main_in_process(
+        [*TINY_RUN, f"data.root={fake_cifar_root}", *overrides], tmp_path, monkeypatch, capsys
+    )
     assert_one_line_error(code, stderr, words)
     assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("problem, damage, words", BROKEN_DATA, ids=[case[0] for case in BROKEN_DATA])
-def test_broken_cifar_files_end_with_one_line_and_write_nothing(problem, damage, words, tmp_path, fake_cifar_root,
-                                                                monkeypatch, capsys):
+def test_broken_cifar_files_end_with_one_line_and_write_nothing(
+    problem, damage, words, tmp_path, fake_cifar_root, monkeypatch, capsys
+):
     root = broken_cifar(tmp_path / "data", fake_cifar_root, damage)
     code, stderr = main_in_process([*TINY_RUN, f"data.root={root}"], tmp_path, monkeypatch, capsys)
     assert_one_line_error(code, stderr, words)

@@ -19,9 +19,14 @@ def test_two_sweeps_started_together_split_the_work_and_train_each_run_once(tmp_
     args = ["-m", *tiny(fake_cifar_root, "model=plain,resnet")]
     run_ok(*args, "name=straight", cwd=tmp_path)
     release = tmp_path / "release"
-    first = subprocess.Popen([sys.executable, str(FAULTS_SCRIPT), *args, "name=shared"], cwd=tmp_path,
-                             env=subprocess_env(FAULT="wait-step:3", RELEASE=str(release)),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, str(FAULTS_SCRIPT), *args, "name=shared"],
+        cwd=tmp_path,
+        env=subprocess_env(FAULT="wait-step:3", RELEASE=str(release)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     plain_lock = run_dir(tmp_path, "shared", "plain").path / ".lock"
     deadline = time.monotonic() + 120
     while not plain_lock.exists() and time.monotonic() < deadline and first.poll() is None:

@@ -27,7 +27,9 @@ def test_a_diverged_run_is_recorded_and_the_others_in_its_sweep_complete(tmp_pat
     presets.mkdir(parents=True)
     (presets / "fine.yaml").write_text("# @package _global_\nseed: 0\n")
     (presets / "explodes.yaml").write_text("# @package _global_\nseed: 1\noptim:\n  lr: 1.0e+30\n")
-    args = tiny(fake_cifar_root, "experiment=fine,explodes", "name=nan", f"hydra.searchpath=[file://{tmp_path / 'presets'}]")
+    args = tiny(
+        fake_cifar_root, "experiment=fine,explodes", "name=nan", f"hydra.searchpath=[file://{tmp_path / 'presets'}]"
+    )
     run_ok("-m", *args, cwd=tmp_path)
     assert statuses(tmp_path / "runs/nan") == {"resnet-8/seed=0": "completed", "resnet-8/seed=1": "diverged"}
     diverged = run_dir(tmp_path, "nan", seed=1)

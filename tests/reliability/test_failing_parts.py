@@ -25,7 +25,9 @@ def test_wandb_unreachable_falls_back_to_offline_logging_with_one_warning(tmp_pa
     assert len(run.read_metrics()) == 4  # metrics.csv, the source of truth, is complete
 
 
-def test_a_full_disk_stops_the_run_with_one_line_and_the_last_checkpoint_intact(tmp_path, fake_cifar_root, straight_run):
+def test_a_full_disk_stops_the_run_with_one_line_and_the_last_checkpoint_intact(
+    tmp_path, fake_cifar_root, straight_run
+):
     args = tiny(fake_cifar_root, "name=full")
     result = run_with_fault("enospc-metrics:3", *args, cwd=tmp_path)  # the step-8 row, after the step-6 checkpoint
     assert result.returncode == 1
@@ -53,8 +55,14 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path,
 def test_a_run_directory_that_vanishes_mid_run_stops_it_with_one_line(tmp_path, fake_cifar_root):
     args = tiny(fake_cifar_root, "trainer.max_steps=400", "trainer.eval_every=50", "name=vanish")
     run = run_dir(tmp_path, "vanish")
-    process = subprocess.Popen(train_command(*args), cwd=tmp_path, env=subprocess_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        train_command(*args),
+        cwd=tmp_path,
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while len(run.read_metrics()) < 2 and time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
@@ -65,8 +73,9 @@ def test_a_run_directory_that_vanishes_mid_run_stops_it_with_one_line(tmp_path, 
     assert "Traceback" not in stderr
 
 
-def test_wandb_service_killed_mid_run_is_one_warning_and_the_run_ends_as_without_wandb(tmp_path, fake_cifar_root,
-                                                                                        straight_run):
+def test_wandb_service_killed_mid_run_is_one_warning_and_the_run_ends_as_without_wandb(
+    tmp_path, fake_cifar_root, straight_run
+):
     """W&B's service (wandb-core) gone at step 5, as SLURM's signal to every process takes it: every later W&B call
     raises; the run completes with the metrics of a run without W&B, and says so once."""
     args = tiny(fake_cifar_root, "logger=wandb", "logger.wandb.mode=offline", "name=nowandb")

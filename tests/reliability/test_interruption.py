@@ -67,7 +67,10 @@ def test_with_no_readable_checkpoint_the_run_restarts_from_zero_with_a_warning(t
     run = run_dir(tmp_path, "garbage")
     run.last_checkpoint.write_bytes(b"not a checkpoint")
     rerun = run_ok(*args, cwd=tmp_path)
-    assert "no readable checkpoint" in rerun.stdout + rerun.stderr and "restarting from step 0" in rerun.stdout + rerun.stderr
+    assert (
+        "no readable checkpoint" in rerun.stdout + rerun.stderr
+        and "restarting from step 0" in rerun.stdout + rerun.stderr
+    )
     assert_same_results(run, straight_run)
 
 

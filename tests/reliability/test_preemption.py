@@ -11,10 +11,14 @@ from degradation.runs.checkpoints import checkpoint_step
 from wandb_files import records
 
 
-@pytest.mark.parametrize("name, step", [("TERM", 9), ("USR1", 9), ("USR2", 9), ("TERM", 10)],
-                         ids=["TERM", "USR1", "USR2", "TERM-at-an-epochs-last-step"])
-def test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there(name, step, tmp_path, fake_cifar_root,
-                                                                              straight_run):
+@pytest.mark.parametrize(
+    "name, step",
+    [("TERM", 9), ("USR1", 9), ("USR2", 9), ("TERM", 10)],
+    ids=["TERM", "USR1", "USR2", "TERM-at-an-epochs-last-step"],
+)
+def test_a_preempted_run_checkpoints_where_it_stopped_and_resumes_from_there(
+    name, step, tmp_path, fake_cifar_root, straight_run
+):
     """Step 10 is the last of the first epoch (10 batches): the resumed run goes on in the second."""
     args = tiny(fake_cifar_root, "name=preempted")
     stopped = run_with_fault(f"signal-step:{step}:{name}", *args, cwd=tmp_path)
@@ -48,12 +52,15 @@ def wandb_ids(run) -> set[str]:
     """The W&B run id of every offline attempt (in its file's name: a service killed by the signal never wrote the
     records it still held, the run record among them) and of every run record written."""
     files = list(run.path.glob("wandb/offline-run-*/run-*.wandb"))
-    written = [record.run.run_id for path in files for record in records(path) if record.WhichOneof("record_type") == "run"]
+    written = [
+        record.run.run_id for path in files for record in records(path) if record.WhichOneof("record_type") == "run"
+    ]
     return {path.stem.removeprefix("run-") for path in files} | set(written)
 
 
-def test_a_signal_to_every_process_with_wandb_on_is_a_preemption_and_one_wandb_run(tmp_path, fake_cifar_root,
-                                                                                  straight_run):
+def test_a_signal_to_every_process_with_wandb_on_is_a_preemption_and_one_wandb_run(
+    tmp_path, fake_cifar_root, straight_run
+):
     """SIGTERM to the run and every process it started (SLURM's way), W&B on: its service dies with the signal. The
     run still checkpoints at its step and exits as preempted; the rerun continues the same W&B run."""
     args = tiny(fake_cifar_root, "logger=wandb", "logger.wandb.mode=offline", "name=preempted")
@@ -82,9 +89,9 @@ def test_a_preempted_run_is_marked_preempting_in_wandb(tmp_path, fake_cifar_root
     assert "preempting" in kinds and "W&B" not in stopped.stdout + stopped.stderr
 
 
-def test_a_failure_after_a_preemption_signal_is_a_preemption_resumed_from_the_last_checkpoint(tmp_path,
-                                                                                             fake_cifar_root,
-                                                                                             straight_run):
+def test_a_failure_after_a_preemption_signal_is_a_preemption_resumed_from_the_last_checkpoint(
+    tmp_path, fake_cifar_root, straight_run
+):
     """The signal reached the run's helper processes too (a compiler of torch.compile, the MPS daemon), and the step
     fails because one is gone: the run is preempted, not failed, and resumes from its last checkpoint (step 6)."""
     args = tiny(fake_cifar_root, "name=preempted")

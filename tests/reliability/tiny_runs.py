@@ -11,8 +11,14 @@ FAULTS_SCRIPT = Path(__file__).with_name("faults.py")
 
 
 def run_with_fault(fault: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(FAULTS_SCRIPT), *args], cwd=cwd, env=subprocess_env(FAULT=fault),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(FAULTS_SCRIPT), *args],
+        cwd=cwd,
+        env=subprocess_env(FAULT=fault),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def run_ok(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -31,4 +37,7 @@ def assert_same_results(run: RunDir, straight: RunDir) -> None:
     assert run.gradients_path.read_text() == straight.gradients_path.read_text()
     summary, expected = run.read_summary(), straight.read_summary()
     assert summary["status"] == "completed" and summary["steps"] == expected["steps"]
-    assert (summary["final_test_err"], summary["final_train_loss"]) == (expected["final_test_err"], expected["final_train_loss"])
+    assert (summary["final_test_err"], summary["final_train_loss"]) == (
+        expected["final_test_err"],
+        expected["final_train_loss"],
+    )

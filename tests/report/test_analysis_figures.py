@@ -14,10 +14,16 @@ AXIS = [-1.0, 0.0, 1.0]
 def surface(centre: float, complete: bool = True, overflow: int = 0) -> dict:
     """A 3 x 3 bowl around `centre`, its last `overflow` points lost to float32 overflow."""
     loss = [centre + a * a + b * b for b in AXIS for a in AXIS]
-    loss[len(loss) - overflow:] = [math.nan, math.inf][:overflow]
-    return {"axis": AXIS, "loss": [loss[row * 3:row * 3 + 3] for row in range(3)], "slice_axis": AXIS,
-            "slice": [centre + a * a for a in AXIS], "settings": {"points": 3, "images": 10}, "step": 100,
-            "complete": complete}
+    loss[len(loss) - overflow :] = [math.nan, math.inf][:overflow]
+    return {
+        "axis": AXIS,
+        "loss": [loss[row * 3 : row * 3 + 3] for row in range(3)],
+        "slice_axis": AXIS,
+        "slice": [centre + a * a for a in AXIS],
+        "settings": {"points": 3, "images": 10},
+        "step": 100,
+        "complete": complete,
+    }
 
 
 def texts(fig) -> list[str]:
@@ -31,5 +37,7 @@ def test_a_surface_with_overflowed_points_is_drawn_and_says_how_many():
 
 
 def test_each_net_shows_its_lowest_seed_with_a_complete_grid():
-    fig, _ = landscape_figures([Entry("resnet", 20, 0, surface(1.0, complete=False)), Entry("resnet", 20, 1, surface(1.5))])
+    fig, _ = landscape_figures(
+        [Entry("resnet", 20, 0, surface(1.0, complete=False)), Entry("resnet", 20, 1, surface(1.5))]
+    )
     assert fig.axes[1].get_title().startswith("ResNet-20 (seed 1,")

@@ -34,12 +34,18 @@ def test_figure6_has_plain_left_resnet_right_with_dashed_train_and_bold_test_cur
         assert train.get_linestyle() == "--" and test.get_linestyle() == "-"
         assert test.get_linewidth() > train.get_linewidth()
         assert train.get_color() != lines[f"{arch}-20:train_err"].get_color()  # one colour per depth
-        expected = np.mean([[known_error(arch, 56, s, step, False) for step in (1000, 2000, 3000, 4000)] for s in (0, 1)], 0)
+        expected = np.mean(
+            [[known_error(arch, 56, s, step, False) for step in (1000, 2000, 3000, 4000)] for s in (0, 1)], 0
+        )
         assert np.allclose(test.get_ydata(), expected)  # the mean over seeds
         assert np.allclose(test.get_xdata(), [1000, 2000, 3000, 4000])  # iterations (runs shorter than 1e4)
         assert test.get_marker() == "o" and train.get_marker() in ("None", None, "")  # 4 test points: marked
         assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-            f"{figures.TITLES[arch]}-20", f"{figures.TITLES[arch]}-56", "training error", "test error"]  # the style key
+            f"{figures.TITLES[arch]}-20",
+            f"{figures.TITLES[arch]}-56",
+            "training error",
+            "test error",
+        ]  # the style key
         assert sum(isinstance(c, PolyCollection) for c in ax.collections) == 4  # a min-max band per curve
 
 
@@ -60,7 +66,8 @@ def test_the_paper_axis_gives_way_to_one_that_shows_every_net_and_says_so(tmp_pa
     left, right = figures.figure6(load_sweep(sweep_dir)).axes
     assert left.get_ylim() == right.get_ylim() == (0, 40)  # above the highest point (39 %), in steps of 5
     assert [t.get_text() for t in left.texts if t.get_gid() == "axis-note"] == [
-        "axis fitted to the data: some nets end above the paper's 0-20 %"]
+        "axis fitted to the data: some nets end above the paper's 0-20 %"
+    ]
     assert {"plain-20", "plain-300"} <= {t.get_text() for t in left.get_legend().get_texts()}
 
 
@@ -68,7 +75,9 @@ def test_long_runs_are_drawn_in_the_papers_units_of_1e4_iterations(tmp_path):
     sweep_dir = tmp_path / "grid"
     write_run(sweep_dir, "plain", 20, 0, steps=(16000, 32000, 48000, 64000))
     ax = figures.figure6(load_sweep(sweep_dir), ylim="auto").axes[0]
-    assert ax.get_xlabel() == "iter. (1e4)" and np.allclose(lines_by_gid(ax)["plain-20:test_err"].get_xdata(), [1.6, 3.2, 4.8, 6.4])
+    assert ax.get_xlabel() == "iter. (1e4)" and np.allclose(
+        lines_by_gid(ax)["plain-20:test_err"].get_xdata(), [1.6, 3.2, 4.8, 6.4]
+    )
     assert ax.get_xlim()[0] == 0 and 6.4 <= ax.get_xlim()[1] < 7
 
 
@@ -125,7 +134,9 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
     written, warnings = figures.write_all(sweep, tmp_path / "out")
     # No run has responses.json: no empty Figure 7, and a warning that says how to get its data.
     assert {p.name for p in written} == {"fig6.png", "fig6.pdf", "fig1.png", "fig1.pdf", "table6.md", "table6.csv"}
-    assert warnings == [f"Figure 7 not drawn: {figures.NO_RESPONSES}"] and "python -m degradation.responses" in warnings[0]
+    assert (
+        warnings == [f"Figure 7 not drawn: {figures.NO_RESPONSES}"] and "python -m degradation.responses" in warnings[0]
+    )
     assert not (tmp_path / "out/fig7.png").exists()
     assert all(p.stat().st_size > 0 for p in written)
     assert "Missing or unfinished runs: plain-56/seed=0" in (tmp_path / "out/table6.md").read_text()
@@ -133,15 +144,18 @@ def test_write_all_writes_every_file_for_a_partial_sweep(tmp_path):
         assert [row["depth"] for row in csv.DictReader(file)] == ["20"]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--sweep", "{tmp}/nope"], "error: argument --sweep: no folder {tmp}/nope"),
-    (["--runs", "{tmp}/nowhere"], "error: argument --runs: no folder {tmp}/nowhere"),
-    (["--ylim", "5"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high' (e.g. 0,20), got '5'"),
-    (["--ylim", "garbage"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high'"),
-    (["--ylim", "20,0"], "error: argument --ylim: low must be below high, got '20,0'"),  # an upside-down axis
-    (["--colour", "red"], "error: unrecognized arguments: --colour red"),
-    (["--source", "wandb"], "error: --source wandb needs --group"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--sweep", "{tmp}/nope"], "error: argument --sweep: no folder {tmp}/nope"),
+        (["--runs", "{tmp}/nowhere"], "error: argument --runs: no folder {tmp}/nowhere"),
+        (["--ylim", "5"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high' (e.g. 0,20), got '5'"),
+        (["--ylim", "garbage"], "error: argument --ylim: expected 'paper', 'auto' or 'low,high'"),
+        (["--ylim", "20,0"], "error: argument --ylim: low must be below high, got '20,0'"),  # an upside-down axis
+        (["--colour", "red"], "error: unrecognized arguments: --colour red"),
+        (["--source", "wandb"], "error: --source wandb needs --group"),
+    ],
+)
 def test_the_command_line_refuses_bad_flags_with_one_line_naming_the_flag(tmp_path, capsys, args, words):
     line = main_refuses(figures.main, [arg.format(tmp=tmp_path) for arg in args], capsys)
     assert line.startswith(words.format(tmp=tmp_path)), line
@@ -150,7 +164,9 @@ def test_the_command_line_refuses_bad_flags_with_one_line_naming_the_flag(tmp_pa
 def test_figure7_plots_response_stds_in_order_and_sorted(tmp_path):
     sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0, 1))
     for seed, scale in ((0, 1.0), (1, 3.0)):
-        RunDir(sweep_dir / f"plain-20/seed={seed}").write_responses(DEFINITION, [scale * v for v in (1.0, 3.0, 2.0)], step=4000)
+        RunDir(sweep_dir / f"plain-20/seed={seed}").write_responses(
+            DEFINITION, [scale * v for v in (1.0, 3.0, 2.0)], step=4000
+        )
     fig = figures.figure7(load_sweep(sweep_dir))
     top, bottom = fig.axes
     assert top.get_xlabel() == "layer index (original)" and bottom.get_xlabel() == "layer index (sorted by magnitude)"
@@ -170,8 +186,18 @@ def test_table6_reports_the_test_error_where_validation_was_best_not_the_final_o
     writer = run.metrics_writer(METRIC_COLUMNS + VAL_COLUMNS)
     for step, val_err, test_err in [(1000, 12.0, 11.0), (2000, 9.0, 10.0), (3000, 10.0, 8.5)]:
         writer.write(step, {"train_err": 5.0, "val_err": val_err, "test_err": test_err, "epoch": 0})
-    run.write_summary({"arch": "resnet", "depth": 20, "seed": 0, "status": "completed", "params": 1, "steps": 3000,
-                       "final_train_err": 5.0, "final_test_err": 8.5})
+    run.write_summary(
+        {
+            "arch": "resnet",
+            "depth": 20,
+            "seed": 0,
+            "status": "completed",
+            "params": 1,
+            "steps": 3000,
+            "final_train_err": 5.0,
+            "final_test_err": 8.5,
+        }
+    )
     [row] = figures.table6(load_sweep(tmp_path / "sweep"))
     assert row["test_err_mean"] == 10.0  # at step 2000, where validation was best; the final value is 8.5
 
@@ -215,7 +241,9 @@ def test_the_written_fig6_is_on_the_papers_axis_or_fitted_to_the_data_with_ylim_
 
 
 def test_a_sweep_without_plain_20_or_56_writes_no_figure_1_and_says_why(tmp_path):
-    written, warnings = figures.write_all(load_sweep(write_sweep(tmp_path / "grid", archs=("resnet",))), tmp_path / "out")
+    written, warnings = figures.write_all(
+        load_sweep(write_sweep(tmp_path / "grid", archs=("resnet",))), tmp_path / "out"
+    )
     assert "fig1.png" not in {p.name for p in written} and warnings[0].startswith("Figure 1 not drawn")
 
 
@@ -253,5 +281,7 @@ def test_table6_says_when_its_runs_come_from_differing_environments(tmp_path):
     odd.write_summary({**odd.read_summary(), "environment": {**locked, "state": "torch 2.15.0 (lock 2.14.1)"}})
     sweep = load_sweep(sweep_dir)
     text = figures.table6_markdown(figures.table6(sweep), sweep)
-    assert ("Environments: These runs come from 2 environments: 3 runs locked (uv.lock 70c527928946ea12); 1 run "
-            "torch 2.15.0 (lock 2.14.1) (uv.lock 70c527928946ea12): plain-20/seed=1.") in text
+    assert (
+        "Environments: These runs come from 2 environments: 3 runs locked (uv.lock 70c527928946ea12); 1 run "
+        "torch 2.15.0 (lock 2.14.1) (uv.lock 70c527928946ea12): plain-20/seed=1."
+    ) in text

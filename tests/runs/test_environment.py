@@ -52,9 +52,25 @@ def test_environment_yml_installs_the_locks_uv_on_the_locks_pythons():
 @needs_uv
 def test_the_packages_the_lock_installs_here_are_those_uv_installs():
     """The run record's reading of the lock (markers followed from the project with its dev extra) against uv's own."""
-    exported = subprocess.run([UV, "export", "--frozen", "--extra", "dev", "--no-emit-project", "--no-hashes",
-                               "--no-header", "--no-annotate", "--format", "requirements.txt"], cwd=ROOT,
-                              capture_output=True, text=True, check=True).stdout
+    exported = subprocess.run(
+        [
+            UV,
+            "export",
+            "--frozen",
+            "--extra",
+            "dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--no-annotate",
+            "--format",
+            "requirements.txt",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     from packaging.requirements import Requirement
 
     by_uv = {}
@@ -66,8 +82,12 @@ def test_the_packages_the_lock_installs_here_are_those_uv_installs():
 
 
 def test_packages_of_another_platform_are_not_expected_here():
-    macos = {**environment.default_environment(), "sys_platform": "darwin", "platform_machine": "arm64",
-             "platform_system": "Darwin"}
+    macos = {
+        **environment.default_environment(),
+        "sys_platform": "darwin",
+        "platform_machine": "arm64",
+        "platform_system": "Darwin",
+    }
     on_mac, on_linux = environment.locked_versions(LOCK, macos), environment.locked_versions(LOCK)
     assert "torch" in on_mac and not any(name.startswith("nvidia-") or name == "triton" for name in on_mac)
     if sys.platform == "linux":
@@ -111,8 +131,13 @@ def test_a_run_records_locked_or_what_differs_and_says_so_once(tmp_path, fake_ci
 
 
 def install(env_dir: Path, tree: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(tree / "tools/environment.sh"), "install", str(env_dir), "active"], cwd=tree,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["bash", str(tree / "tools/environment.sh"), "install", str(env_dir), "active"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @needs_uv
@@ -126,8 +151,9 @@ def test_make_install_with_a_lock_out_of_step_is_one_line_saying_make_lock(tmp_p
     pyproject.write_text(pyproject.read_text().replace('"pyyaml>=6",', '"pyyaml>=6", "rich>=10",'))
     result = install(Path(sys.prefix), tmp_path)
     assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
-    assert result.stderr.strip() == ("error: uv.lock is out of step with pyproject.toml: run `make lock` (and commit "
-                                     "uv.lock)")
+    assert result.stderr.strip() == (
+        "error: uv.lock is out of step with pyproject.toml: run `make lock` (and commit uv.lock)"
+    )
 
 
 def an_older_python() -> str | None:
@@ -135,8 +161,9 @@ def an_older_python() -> str | None:
     candidates = [shutil.which(f"python3.{minor}") for minor in (10, 9, 8)]
     candidates += sorted(map(str, Path.home().glob(".pyenv/versions/3.1[0]*/bin/python3")))
     for candidate in filter(None, candidates):
-        version = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] < (3, 11))"],
-                                 capture_output=True, text=True)
+        version = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] < (3, 11))"], capture_output=True, text=True
+        )
         if version.returncode == 0 and version.stdout.strip() == "True":
             return candidate
     return None
@@ -147,11 +174,13 @@ def test_make_install_on_a_python_the_lock_does_not_cover_is_one_line_naming_the
     if old is None:
         pytest.skip("no Python older than 3.11 here to stand for a platform the lock does not cover")
     subprocess.run([old, "-m", "venv", "--without-pip", str(tmp_path / "old")], check=True)
-    found = subprocess.run([old, "-c", "import platform; print(platform.python_version())"], capture_output=True,
-                           text=True).stdout.strip()
+    found = subprocess.run(
+        [old, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True
+    ).stdout.strip()
     result = install(tmp_path / "old")
     assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
     assert result.stderr.strip() == (
         "error: uv.lock covers linux x86_64, linux aarch64, darwin arm64 with Python >=3.11 and <3.14, not "
         f"{sys.platform} {__import__('platform').machine()} Python {found}: `make install-unlocked` installs the "
-        "newest releases instead (not the tested set)")
+        "newest releases instead (not the tested set)"
+    )

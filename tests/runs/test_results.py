@@ -12,9 +12,16 @@ class FakeRun:
 
     def __init__(self, arch, depth, seed, status="completed"):
         last = STEPS[-1]
-        self.summary = {"arch": arch, "depth": depth, "seed": seed, "status": status, "params": 1000 * depth,
-                        "steps": last, "final_test_err": known_error(arch, depth, seed, last, False),
-                        "final_train_err": known_error(arch, depth, seed, last, True)}
+        self.summary = {
+            "arch": arch,
+            "depth": depth,
+            "seed": seed,
+            "status": status,
+            "params": 1000 * depth,
+            "steps": last,
+            "final_test_err": known_error(arch, depth, seed, last, False),
+            "final_train_err": known_error(arch, depth, seed, last, True),
+        }
         # one history row per logged call, as the WandbLogger writes them: train and test rows apart
         self.history = [{STEP_KEY: s, "train_err": known_error(arch, depth, seed, s, True)} for s in STEPS]
         self.history += [{STEP_KEY: s, "test_err": known_error(arch, depth, seed, s, False)} for s in STEPS]
@@ -34,8 +41,12 @@ class FakeApi:
 
 def test_wandb_source_gives_the_same_sweep_as_the_run_directories(tmp_path):
     from_disk = load_sweep(write_sweep(tmp_path / "grid"))
-    api = FakeApi({"grid": [FakeRun(a, d, s) for a in ("resnet", "plain") for d in (56, 20) for s in (1, 0)]
-                   + [FakeRun("plain", 110, 0, status="running")]})
+    api = FakeApi(
+        {
+            "grid": [FakeRun(a, d, s) for a in ("resnet", "plain") for d in (56, 20) for s in (1, 0)]
+            + [FakeRun("plain", 110, 0, status="running")]
+        }
+    )
     from_wandb = load_wandb_sweep(api, "degradation", "grid", entity="me")
     assert api.calls == [("me/degradation", {"group": "grid"})]
     assert [r.key for r in from_wandb.runs] == [r.key for r in from_disk.runs]

@@ -40,7 +40,9 @@ def test_discarding_a_refused_run_leaves_results_alone(tmp_path):
 
 def test_reading_runs_and_drawing_figures_loads_no_torch():
     """Figures, tables and notebooks read run directories with the standard library, numpy and matplotlib only."""
-    code = ("import sys, degradation.report.figures, degradation.runs.results, degradation.runs.rundir; "
-            "print(sorted(m for m in ('torch', 'pytorch_lightning', 'torchvision', 'lightning') if m in sys.modules))")
+    code = (
+        "import sys, degradation.report.figures, degradation.runs.results, degradation.runs.rundir; "
+        "print(sorted(m for m in ('torch', 'pytorch_lightning', 'torchvision', 'lightning') if m in sys.modules))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -34,8 +34,10 @@ def test_a_call_that_raises_is_one_warning_and_the_calls_after_it_are_dropped(ca
         courier.send(lost_connection, None)
     courier.send(seen.append, 2)
     assert not courier.close(deadline_s=10) and seen == [1]
-    assert warnings_of(caplog) == ["W&B stopped working (ConnectionResetError: Connection lost); the run goes on "
-                                   "without it: metrics.csv has every row"]
+    assert warnings_of(caplog) == [
+        "W&B stopped working (ConnectionResetError: Connection lost); the run goes on "
+        "without it: metrics.csv has every row"
+    ]
 
 
 def test_a_stuck_wandb_never_makes_the_training_wait(caplog):
@@ -48,8 +50,9 @@ def test_a_stuck_wandb_never_makes_the_training_wait(caplog):
         courier.send(stuck.wait)
     assert time.monotonic() - started < 1.0
     assert not courier.close(deadline_s=0.5) and time.monotonic() - started < 2.0
-    assert warnings_of(caplog) == ["W&B stopped working (it fell 10 calls behind); the run goes on without it: "
-                                   "metrics.csv has every row"]
+    assert warnings_of(caplog) == [
+        "W&B stopped working (it fell 10 calls behind); the run goes on without it: metrics.csv has every row"
+    ]
     stuck.set()
 
 
@@ -72,8 +75,12 @@ def test_a_stopped_wandb_service_neither_blocks_the_calls_nor_the_process_exit(t
     """)
     output = tmp_path / "output"
     with output.open("w") as sink:
-        process = subprocess.Popen([sys.executable, "-c", script], stdout=sink, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "WANDB_SILENT": "true"})
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "WANDB_SILENT": "true"},
+        )
         try:
             process.wait(timeout=60)
         finally:

@@ -16,8 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests/slurm/cluster.sh"
 SITE = Path(__file__).with_name("site")  # puts a FAULT into the jobs' Python (sitecustomize.py)
 # What a job asks of this one-node cluster: no GPUs, one core, a little memory.
-SMALL_JOBS = ["launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
-              "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=60"]
+SMALL_JOBS = [
+    "launcher=slurm",
+    "hydra.launcher.gpus_per_node=0",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=60",
+]
 # As users run sweeps: with W&B (the sweep presets' logger), offline without credentials. Its service is a process
 # of the job that SLURM's signals reach too.
 WANDB = ["logger=wandb", "logger.wandb.mode=offline"]
@@ -44,8 +49,14 @@ def local_runs(tmp_path_factory, fake_cifar_root) -> Path:
 def start_sweep(cwd: Path, slurm: dict, *args: str, **env: str) -> subprocess.Popen:
     """A sweep of tiny jobs, in the background; sbatch hands its environment (FAULT, PYTHONPATH) to the jobs."""
     python_path = os.pathsep.join(filter(None, [str(SITE), os.environ.get("PYTHONPATH")]))
-    return subprocess.Popen(train_command("-m", *args, *SMALL_JOBS), cwd=cwd, text=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=subprocess_env(**slurm, PYTHONPATH=python_path, **env))
+    return subprocess.Popen(
+        train_command("-m", *args, *SMALL_JOBS),
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=subprocess_env(**slurm, PYTHONPATH=python_path, **env),
+    )
 
 
 def finish(sweep: subprocess.Popen) -> tuple[int, str]:
@@ -75,7 +86,10 @@ def stopped_and_resumed_at(run: Path) -> int:
     """The step a run stopped at on a signal (the one it was in when the signal came: 9 or 10), which must be the
     step its next start resumed from: no work lost."""
     log = (run / "train.log").read_text()
-    stopped, resumed = re.search(r"stopped by SIG\w+ at step (\d+)", log), re.search(r"from last.ckpt \(step (\d+)\)", log)
+    stopped, resumed = (
+        re.search(r"stopped by SIG\w+ at step (\d+)", log),
+        re.search(r"from last.ckpt \(step (\d+)\)", log),
+    )
     assert stopped and resumed and stopped.group(1) == resumed.group(1), log[-3000:]
     return int(stopped.group(1))
 
@@ -91,7 +105,7 @@ def wandb_ids(run: Path) -> set[str]:
 
 def table_rows(output: str, sweep_dir: str) -> dict[str, str]:
     """The sweep table's status of each run."""
-    table = output[output.index(f"sweep {sweep_dir}"):].splitlines()[2:]
+    table = output[output.index(f"sweep {sweep_dir}") :].splitlines()[2:]
     return {line.split()[0]: line.split()[1] for line in table if "/seed=" in line.split(" ")[0]}
 
 
@@ -115,15 +129,21 @@ def test_make_sweep_cifar_on_slurm_ends_as_the_same_grid_trained_here(slurm, tmp
     assert "2 of 2 runs finished or being trained elsewhere: not submitted" in again.stdout + again.stderr
 
 
-def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(slurm, tmp_path, fake_cifar_root,
-                                                                              local_runs):
+def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(
+    slurm, tmp_path, fake_cifar_root, local_runs
+):
     """scontrol requeue (SLURM requeues it), SIGTERM and submitit's SIGUSR2 (sent to the job's step, as SLURM sends
     `--signal=USR2@signal_delay_s` ahead of the time limit: the job requeues itself): each run checkpoints at the
     step it was in, its job starts again and resumes there; every step once, with an uninterrupted run's values."""
     ways = {0: ["scontrol", "requeue"], 1: ["scancel", "--signal=TERM"], 2: ["scancel", "--signal=USR2"]}
     release = tmp_path / "release"
-    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, *WANDB, "seed=0,1,2", "name=preempted"),
-                        FAULT="wait-step:9", RELEASE=str(release))
+    sweep = start_sweep(
+        tmp_path,
+        slurm,
+        *tiny(fake_cifar_root, *WANDB, "seed=0,1,2", "name=preempted"),
+        FAULT="wait-step:9",
+        RELEASE=str(release),
+    )
     runs = {seed: tmp_path / f"runs/preempted/resnet-8/seed={seed}" for seed in ways}
     jobs = {seed: wait_until_past_step(run, 8, sweep) for seed, run in runs.items()}
     for seed, command in ways.items():
@@ -142,13 +162,19 @@ def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(sl
         assert "run failed" not in (run / "train.log").read_text()
 
 
-def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(slurm, tmp_path, fake_cifar_root,
-                                                                               local_runs):
+def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(
+    slurm, tmp_path, fake_cifar_root, local_runs
+):
     """A preempted run that returns as if it had ended (what a W&B error at the preemption once made it do): its job
     writes a result file, and SLURM runs it again. The sweep waits for that second run, not for the result file."""
     release = tmp_path / "release"
-    sweep = start_sweep(tmp_path, slurm, *tiny(fake_cifar_root, *WANDB, "seed=0", "name=returned"),
-                        FAULT="wait-step:9,preempted-returns:0", RELEASE=str(release))
+    sweep = start_sweep(
+        tmp_path,
+        slurm,
+        *tiny(fake_cifar_root, *WANDB, "seed=0", "name=returned"),
+        FAULT="wait-step:9,preempted-returns:0",
+        RELEASE=str(release),
+    )
     run = tmp_path / "runs/returned/resnet-8/seed=0"
     job = wait_until_past_step(run, 8, sweep)
     subprocess.run(["scontrol", "requeue", job], check=True, env=subprocess_env(**slurm))
@@ -161,8 +187,9 @@ def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(
     assert same_metrics(run, local_runs / "resnet-8/seed=0")
 
 
-def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(slurm, tmp_path, fake_cifar_root,
-                                                                                local_runs):
+def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(
+    slurm, tmp_path, fake_cifar_root, local_runs
+):
     release = tmp_path / "release"
     args = tiny(fake_cifar_root, *WANDB, "seed=0", "name=cancelled")
     sweep = start_sweep(tmp_path, slurm, *args, FAULT="wait-step:9", RELEASE=str(release))
@@ -198,16 +225,19 @@ def test_two_sweeps_submitted_at_once_train_each_run_once(slurm, tmp_path, fake_
 
 def test_a_gpu_request_on_a_cluster_without_gpus_is_one_error_line(slurm, tmp_path, fake_cifar_root):
     """The preset asks for a GPU per run; this cluster has none: sbatch's refusal, said once, nothing queued."""
-    result = run_train("-m", *tiny(fake_cifar_root, *WANDB, "seed=0", "name=gpu"), "launcher=slurm", cwd=tmp_path, **slurm)
+    result = run_train(
+        "-m", *tiny(fake_cifar_root, *WANDB, "seed=0", "name=gpu"), "launcher=slurm", cwd=tmp_path, **slurm
+    )
     lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2 and lines[-1].startswith("error: sbatch refused the sweep's jobs: Invalid generic "
-                                                          "resource (gres) specification"), result.stderr[-2000:]
+    assert result.returncode == 2 and lines[-1].startswith(
+        "error: sbatch refused the sweep's jobs: Invalid generic resource (gres) specification"
+    ), result.stderr[-2000:]
     assert "Traceback" not in result.stderr and not any("sbatch: error" in line for line in lines)
 
 
 def test_a_job_that_fails_on_the_cluster_is_reported_with_its_error_and_log(slurm, tmp_path, fake_cifar_root):
     """The data path is right where the sweep is checked and wrong inside the job (a folder the nodes lack)."""
-    setup = "hydra.launcher.setup=[\"export CIFAR_ROOT=/nowhere\"]"
+    setup = 'hydra.launcher.setup=["export CIFAR_ROOT=/nowhere"]'
     args = [*TINY_RUN, "data.root=${oc.env:CIFAR_ROOT}", "seed=0", "name=broken", setup]
     code, output = finish(start_sweep(tmp_path, slurm, *args, CIFAR_ROOT=str(fake_cifar_root)))
     assert code == 1, output[-4000:]

@@ -49,8 +49,9 @@ def fake_program(folder: Path, name: str, body: str) -> Path:
 
 def fake_gpus(bin_folder: Path, count: int, names=("NVIDIA H200",), mig: str = "[N/A]") -> None:
     """A fake nvidia-smi on PATH that lists `count` GPUs as the query for index, UUID, name and MIG mode does."""
-    listed = "\\n".join(f"{index}, GPU-{index}{index}{index}-fake, {names[index % len(names)]}, {mig}"
-                         for index in range(count))
+    listed = "\\n".join(
+        f"{index}, GPU-{index}{index}{index}-fake, {names[index % len(names)]}, {mig}" for index in range(count)
+    )
     fake_program(bin_folder, "nvidia-smi", f'printf "{listed}\\n"')
 
 
@@ -60,8 +61,11 @@ def fake_mps(tmp_path, monkeypatch) -> Path:
     it was shown; one GPU (a fake nvidia-smi) and no CUDA_VISIBLE_DEVICES unless a test says otherwise."""
     calls = tmp_path / "calls.txt"
     (tmp_path / "bin").mkdir()
-    fake_program(tmp_path / "bin", gpu_sharing.CONTROL,
-                 f'echo "args=$* pipe=${gpu_sharing.PIPE_ENV} visible=$CUDA_VISIBLE_DEVICES input=$(cat)" >> {calls}')
+    fake_program(
+        tmp_path / "bin",
+        gpu_sharing.CONTROL,
+        f'echo "args=$* pipe=${gpu_sharing.PIPE_ENV} visible=$CUDA_VISIBLE_DEVICES input=$(cat)" >> {calls}',
+    )
     fake_gpus(tmp_path / "bin", 1)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv(gpu_sharing.PIPE_ENV, raising=False)
@@ -131,13 +135,17 @@ def test_mig_instances_take_turns_without_mps(fake_mps, caplog):
     assert VISIBLE not in os.environ
 
 
-@pytest.mark.parametrize("overrides, gpus", [
-    (["launcher=joblib", "jobs=3", "mps=false"], 1),  # turned off
-    (["launcher=joblib", "jobs=1"], 1),  # nothing shares the GPU
-    (["launcher=joblib", "jobs=3", "trainer.accelerator=cpu"], 1),
-    (["launcher=local"], 1),
-    (["launcher=joblib", "jobs=4"], 4),  # spread over 4 GPUs: one job each
-], ids=["mps=false", "one-job", "cpu", "local", "a-gpu-per-job"])
+@pytest.mark.parametrize(
+    "overrides, gpus",
+    [
+        (["launcher=joblib", "jobs=3", "mps=false"], 1),  # turned off
+        (["launcher=joblib", "jobs=1"], 1),  # nothing shares the GPU
+        (["launcher=joblib", "jobs=3", "trainer.accelerator=cpu"], 1),
+        (["launcher=local"], 1),
+        (["launcher=joblib", "jobs=4"], 4),  # spread over 4 GPUs: one job each
+    ],
+    ids=["mps=false", "one-job", "cpu", "local", "a-gpu-per-job"],
+)
 def test_no_mps_daemon_when_nothing_shares_a_gpu_or_it_is_turned_off(fake_mps, overrides, gpus):
     fake_gpus(fake_mps.parent / "bin", gpus)
     config = compose_config(*overrides)

@@ -93,7 +93,9 @@ def test_more_than_one_device_is_refused_with_one_line_that_points_to_a_joblib_s
     """Lightning would start DDP, which the harness does not do (one loader for every rank, DDP hooks inside a
     captured graph, every rank writing the run directory); one run per GPU is a joblib sweep."""
     line = refusal(f"trainer.devices={devices}")
-    assert line.startswith("trainer.devices must be 1, or [k] for the k-th GPU (one device per run") and "\n" not in line
+    assert (
+        line.startswith("trainer.devices must be 1, or [k] for the k-th GPU (one device per run") and "\n" not in line
+    )
     assert "launcher=joblib" in line and line.endswith(f"got {shown}"), line
     assert refusal("trainer.devices=[1]", "model.depth=21").startswith("model.depth")  # one GPU picked: accepted
 
@@ -105,8 +107,15 @@ def test_config_differences_ignore_where_a_run_executes_but_not_what_it_computes
 
 
 # What docs/run-directory.md says may differ when a run is resumed: where and how it executes, not what it computes.
-RESUME_MAY_CHANGE = ["data.root=/elsewhere", "data.download=false", "data.eval_batch_size=500", "trainer.accelerator=cpu",
-                     "trainer.devices=[1]", "trainer.progress_bar=true", "logger=wandb"]
+RESUME_MAY_CHANGE = [
+    "data.root=/elsewhere",
+    "data.download=false",
+    "data.eval_batch_size=500",
+    "trainer.accelerator=cpu",
+    "trainer.devices=[1]",
+    "trainer.progress_bar=true",
+    "logger=wandb",
+]
 
 
 @pytest.mark.parametrize("override", RESUME_MAY_CHANGE)
@@ -121,8 +130,9 @@ def test_a_key_that_changes_what_is_computed_is_a_difference(override):
     assert len(config_differences(as_dict(compose_config()), as_dict(compose_config(override)))) == 1
 
 
-@pytest.mark.parametrize("model, depth, params", [("resnet18", 18, 11_173_962), ("resnet34", 34, 21_282_122),
-                                                   ("resnet50", 50, 23_520_842)])
+@pytest.mark.parametrize(
+    "model, depth, params", [("resnet18", 18, 11_173_962), ("resnet34", 34, 21_282_122), ("resnet50", 50, 23_520_842)]
+)
 def test_imagenet_style_models_compose_and_residual_false_names_the_plain_twin(model, depth, params):
     residual, plain = compose_config(f"model={model}"), compose_config(f"model={model}", "model.residual=false")
     assert (residual.model.family, residual.model.depth, residual.model.arch) == ("imagenet", depth, "resnet")
@@ -148,13 +158,17 @@ def test_bad_model_choices_are_refused_with_the_key_named(overrides, message):
 
 
 def test_runs_recorded_before_a_key_existed_still_match_the_same_command():
-    new = {"model": {"depth": 20, "family": "cifar", "residual_scale": 1.0, "stride_in": "3x3"},
-           "speed": {"compile": False, "channels_last": False}}
+    new = {
+        "model": {"depth": 20, "family": "cifar", "residual_scale": 1.0, "stride_in": "3x3"},
+        "speed": {"compile": False, "channels_last": False},
+    }
     old = {"model": {"depth": 20}}
     assert config_differences(old, new) == []
     faster = {**new, "speed": {"compile": True, "channels_last": False}}
     assert config_differences(old, faster) == ["speed.compile: None -> True"]
-    assert config_differences({"model": {"depth": 20, "family": "imagenet"}}, new) == ["model.family: 'imagenet' -> 'cifar'"]
+    assert config_differences({"model": {"depth": 20, "family": "imagenet"}}, new) == [
+        "model.family: 'imagenet' -> 'cifar'"
+    ]
 
 
 def test_runs_recorded_with_another_familys_keys_still_match_the_same_command():
@@ -165,7 +179,8 @@ def test_runs_recorded_with_another_familys_keys_still_match_the_same_command():
     old_imagenet = {**imagenet, "model": {**imagenet["model"], "shortcut": "B"}}
     assert config_differences(old_cifar, cifar) == [] and config_differences(old_imagenet, imagenet) == []
     assert config_differences({**cifar, "model": {**cifar["model"], "stride_in": "1x1"}}, cifar) == [
-        "model.stride_in: '1x1' -> None"]
+        "model.stride_in: '1x1' -> None"
+    ]
 
 
 def test_a_users_own_config_folder_adds_experiments_on_top_of_the_shipped_ones(tmp_path):

@@ -38,15 +38,24 @@ class RawSteps(pl.LightningModule):
 
 
 def lightning_changed(what: str) -> None:
-    pytest.fail(f"pytorch-lightning {pl.__version__} changed LightningOptimizer._on_before_step/_on_after_step: {what}; "
-                "counted_as_a_step in training/module.py must follow (a graphed step is counted through them)",
-                pytrace=False)
+    pytest.fail(
+        f"pytorch-lightning {pl.__version__} changed LightningOptimizer._on_before_step/_on_after_step: {what}; "
+        "counted_as_a_step in training/module.py must follow (a graphed step is counted through them)",
+        pytrace=False,
+    )
 
 
 def test_a_step_that_bypasses_lightnings_optimizer_is_counted_once_and_nothing_else():
     module = RawSteps()
-    trainer = pl.Trainer(max_steps=STEPS, max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, accelerator="cpu")
+    trainer = pl.Trainer(
+        max_steps=STEPS,
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     try:
         trainer.fit(module)
     except AttributeError as missing:

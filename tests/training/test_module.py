@@ -23,12 +23,14 @@ def test_paper_schedule_with_warmup():
 def test_a_linear_warmup_rises_from_warmup_lr_to_the_base_lr_then_follows_the_milestones():
     schedule = LrSchedule(milestones=(500, 750), warmup_steps=100, warmup_lr=0.01, warmup_shape="linear")
     assert [schedule.lr_at(s) for s in (0, 50, 99, 100, 499, 500, 750)] == pytest.approx(
-        [0.01, 0.055, 0.0991, 0.1, 0.1, 0.01, 0.001])
+        [0.01, 0.055, 0.0991, 0.1, 0.1, 0.01, 0.001]
+    )
 
 
 def test_the_warmup_shape_reaches_the_module_from_the_config():
-    module = build_module(compose_config("optim.warmup=true", "optim.warmup_shape=linear", "optim.warmup_steps=10"),
-                          eval_names=["test"])
+    module = build_module(
+        compose_config("optim.warmup=true", "optim.warmup_shape=linear", "optim.warmup_steps=10"), eval_names=["test"]
+    )
     assert module.schedule.lr_at(5) == pytest.approx(0.055)
 
 
@@ -82,8 +84,16 @@ def test_tally_reads_mean_loss_and_percent_error_then_resets():
 def test_module_checkpoint_carries_the_open_training_window():
     module = ClassifierModule(
         net=dict(depth=8, residual=True),
-        optim=dict(lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False, milestones=[10], gamma=0.1,
-                   warmup_steps=0, warmup_lr=0.01),
+        optim=dict(
+            lr=0.1,
+            momentum=0.9,
+            weight_decay=1e-4,
+            nesterov=False,
+            milestones=[10],
+            gamma=0.1,
+            warmup_steps=0,
+            warmup_lr=0.01,
+        ),
     )
     module.train_tally.add(torch.tensor(0.5), torch.tensor([[1.0, 0.0]]), torch.tensor([1]))
     checkpoint = {}
@@ -96,8 +106,11 @@ def test_module_checkpoint_carries_the_open_training_window():
 HOST_READS = ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy")  # each waits for the device
 
 
-@pytest.mark.parametrize("speed", [[], ["speed.cuda_graphs=true"], ["trainer.progress_bar=true"]],
-                         ids=["eager", "whole-step", "progress-bar"])
+@pytest.mark.parametrize(
+    "speed",
+    [[], ["speed.cuda_graphs=true"], ["trainer.progress_bar=true"]],
+    ids=["eager", "whole-step", "progress-bar"],
+)
 def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_cifar_root, monkeypatch, speed):
     """Loss and error stay on the device between metrics rows: on a GPU a read would stall every step.
     Steps that write a row (log_every, eval_every) may read; no other step does, with the progress bar
@@ -125,7 +138,7 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
 
         def close_window(self):
             if self.step is not None:
-                self.per_step[self.step] = reads[self.before:]
+                self.per_step[self.step] = reads[self.before :]
             self.before = len(reads)
 
         def on_train_batch_start(self, trainer, *args):

@@ -13,8 +13,9 @@ def fake_run(step: int, max_steps: int = 100, every: int = 50, latest_errors=Non
     return trainer, SimpleNamespace(latest_errors=latest_errors or {})
 
 
-def test_a_run_prints_its_directory_first_then_progress_with_the_rows_errors_and_no_lightning_banners(tmp_path,
-                                                                                                   fake_cifar_root):
+def test_a_run_prints_its_directory_first_then_progress_with_the_rows_errors_and_no_lightning_banners(
+    tmp_path, fake_cifar_root
+):
     result = run_train(*TINY_RUN, f"data.root={fake_cifar_root}", cwd=tmp_path)  # progress_bar=false, log_every=4
     output = result.stdout + result.stderr
     lines = [line for line in output.splitlines() if line.strip()]
@@ -55,5 +56,9 @@ def test_the_eta_counts_the_evaluations_still_to_come():
     trainer, _ = fake_run(50)
     # 50 steps left at 1 step/s, then the evaluations at 50 and 100 and the responses' test pass: 3 x 10 s
     assert progress.eta(trainer, 50, steps_per_s=1.0) == "1m20s"
-    assert evaluations_left(50, 100, 50) == 2 and evaluations_left(51, 100, 50) == 1 and evaluations_left(1, 64, 20) == 4
-    assert Progress(every=10, batch_size=1, bar=False).eta(trainer, 50, 1.0) == "0m50s + evaluations"  # none measured yet
+    assert (
+        evaluations_left(50, 100, 50) == 2 and evaluations_left(51, 100, 50) == 1 and evaluations_left(1, 64, 20) == 4
+    )
+    assert (
+        Progress(every=10, batch_size=1, bar=False).eta(trainer, 50, 1.0) == "0m50s + evaluations"
+    )  # none measured yet

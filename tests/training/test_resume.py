@@ -27,13 +27,16 @@ def straight_and_crashed(cfg, tmp_path, monkeypatch) -> tuple[RunDir, RunDir]:
     return straight, resumed
 
 
-@pytest.mark.parametrize("speed", [
-    pytest.param([], id="eager"),
-    # speed.compile keeps parameter names, so a compiled run's checkpoint loads into the compiled network again
-    pytest.param(["speed.compile=true"], id="compiled", marks=pytest.mark.slow),
-    # the whole-step path: its rate tensor, fused SGD and in-place tally restart from the checkpoint
-    pytest.param(["speed.cuda_graphs=true"], id="whole-step"),
-])
+@pytest.mark.parametrize(
+    "speed",
+    [
+        pytest.param([], id="eager"),
+        # speed.compile keeps parameter names, so a compiled run's checkpoint loads into the compiled network again
+        pytest.param(["speed.compile=true"], id="compiled", marks=pytest.mark.slow),
+        # the whole-step path: its rate tensor, fused SGD and in-place tally restart from the checkpoint
+        pytest.param(["speed.cuda_graphs=true"], id="whole-step"),
+    ],
+)
 def test_a_crashed_run_resumes_from_its_checkpoint_to_the_same_metrics(tmp_path, fake_cifar_root, monkeypatch, speed):
     cfg = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", *speed)
     straight, resumed = straight_and_crashed(cfg, tmp_path, monkeypatch)
@@ -65,7 +68,9 @@ def test_a_checkpoint_saved_on_another_device_resumes_here_to_the_same_metrics(t
     for checkpoint in resumed.checkpoint_dir.glob("*.ckpt"):
         as_if_saved_on("cuda:1", checkpoint)
 
-    on_cuda_1 = compose_config(*OVERRIDES, f"data.root={fake_cifar_root}", "trainer.accelerator=cpu", "trainer.devices=[1]")
+    on_cuda_1 = compose_config(
+        *OVERRIDES, f"data.root={fake_cifar_root}", "trainer.accelerator=cpu", "trainer.devices=[1]"
+    )
     summary = lifecycle.train(on_cuda_1, resumed)
     assert summary["status"] == "completed" and summary["resumed"] is True, summary.get("error")
     assert resumed.metrics_path.read_text() == straight.metrics_path.read_text()

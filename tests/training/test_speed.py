@@ -16,7 +16,9 @@ STEP_BY_STEP = ["trainer.log_every=1", "trainer.max_steps=6", "trainer.eval_ever
 
 def tiny_run(cwd, fake_cifar_root, name, *overrides, **env) -> tuple[RunDir, str]:
     """A completed tiny run with a row every step, and what it logged."""
-    result = run_train(*TINY_RUN, *STEP_BY_STEP, f"data.root={fake_cifar_root}", f"name={name}", *overrides, cwd=cwd, **env)
+    result = run_train(
+        *TINY_RUN, *STEP_BY_STEP, f"data.root={fake_cifar_root}", f"name={name}", *overrides, cwd=cwd, **env
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = RunDir(cwd / f"runs/{name}/resnet-8/seed=0")
     assert run.read_summary()["status"] == "completed"
@@ -63,7 +65,9 @@ SWITCH_CASES = [
 
 
 @pytest.mark.parametrize("switch, overrides, rel", SWITCH_CASES, ids=[case[0] for case in SWITCH_CASES])
-def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(tmp_path, fake_cifar_root, reference, switch, overrides, rel):
+def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(
+    tmp_path, fake_cifar_root, reference, switch, overrides, rel
+):
     run, _ = tiny_run(tmp_path, fake_cifar_root, "switch", *overrides)
     assert len(losses(run)) == len(losses(reference)) == 6
     assert losses(run)[:FIRST_STEPS] == pytest.approx(losses(reference)[:FIRST_STEPS], rel=rel, abs=0)
@@ -75,7 +79,8 @@ def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(tmp_path, fake_
 
 
 def test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_agrees_with_the_default_path(
-        tmp_path, fake_cifar_root, reference):
+    tmp_path, fake_cifar_root, reference
+):
     """speed=fast compiles the network, asks for CUDA graphs (which a CPU lacks) and for trainer.precision=auto:
     bf16 where the CPU has AMX or AVX-512 BF16, fp32 with one warning elsewhere (training/precision.py).
     On the CPU explicitly: tests/gpu/ covers the preset on CUDA. Inductor writes the code it generates into
@@ -83,16 +88,20 @@ def test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_ag
     on_cpu = ["trainer.accelerator=cpu"]
     (tmp_path / "fp32").mkdir(), (tmp_path / "fast").mkdir()
     # Without a GPU the module's fp32 reference already is this CPU run.
-    plain_run = tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)[0] if torch.cuda.is_available() else reference
+    plain_run = (
+        tiny_run(tmp_path / "fp32", fake_cifar_root, "fp32", *on_cpu)[0] if torch.cuda.is_available() else reference
+    )
     inductor_cache = tmp_path / "inductor"
-    fast_run, log = tiny_run(tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", *on_cpu,
-                             TORCHINDUCTOR_CACHE_DIR=str(inductor_cache))
+    fast_run, log = tiny_run(
+        tmp_path / "fast", fake_cifar_root, "fast", "speed=fast", *on_cpu, TORCHINDUCTOR_CACHE_DIR=str(inductor_cache)
+    )
     bf16_units = cpu_bf16_units() != "none"
     math = fast_run.read_summary()["math"]
     assert (math["precision_asked"], math["precision"]) == ("auto", "bf16-mixed" if bf16_units else "32-true")
     assert log.count("has no bf16 units") == (0 if bf16_units else 1)
-    assert losses(fast_run)[:FIRST_STEPS] == pytest.approx(losses(plain_run)[:FIRST_STEPS],
-                                                           rel=2e-2 if bf16_units else 1e-4, abs=0)
+    assert losses(fast_run)[:FIRST_STEPS] == pytest.approx(
+        losses(plain_run)[:FIRST_STEPS], rel=2e-2 if bf16_units else 1e-4, abs=0
+    )
     assert "speed.cuda_graphs needs a CUDA device" in log
     assert inductor_cache.is_dir() and any(path.is_file() for path in inductor_cache.rglob("*")), "nothing was compiled"
     assert conv_weights_are_channels_last(fast_run) and optimizer_is_fused(fast_run)
@@ -103,8 +112,13 @@ def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp
     equal the eager path with the same (fused) SGD kernel: across a milestone (the rate is a device
     tensor filled in place), the epochs' partial last batches (160 = 6 x 24 + 16: run eagerly) and
     partial evaluation batches (40 = 30 + 10)."""
-    shapes = ["data.batch_size=24", "data.eval_batch_size=30", "trainer.max_steps=16", "trainer.eval_every=8",
-              "optim.milestones=[5,11]"]
+    shapes = [
+        "data.batch_size=24",
+        "data.eval_batch_size=30",
+        "trainer.max_steps=16",
+        "trainer.eval_every=8",
+        "optim.milestones=[5,11]",
+    ]
     (tmp_path / "eager").mkdir(), (tmp_path / "whole").mkdir()
     eager, _ = tiny_run(tmp_path / "eager", fake_cifar_root, "eager", *shapes, "speed.fused_sgd=true")
     whole, log = tiny_run(tmp_path / "whole", fake_cifar_root, "whole", *shapes, "speed.cuda_graphs=true")
@@ -113,7 +127,9 @@ def test_the_whole_step_path_computes_what_the_eager_fused_sgd_path_computes(tmp
     assert [row["lr"] for row in whole.read_metrics()][4:6] == [0.1, pytest.approx(0.01)]
 
 
-def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(tmp_path, fake_cifar_root, monkeypatch):
+def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations(
+    tmp_path, fake_cifar_root, monkeypatch
+):
     """No stalls: the first step compiles the network; the epoch's partial last batch (160 = 6 x 24 + 16),
     eval mode and the evaluation batches (40 = 30 + 10) run it uncompiled, so nothing compiles again."""
     from torch._dynamo.utils import counters
@@ -125,8 +141,16 @@ def test_a_compiled_whole_step_compiles_once_for_partial_batches_and_evaluations
     add_callback(monkeypatch, counter)
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
-    cfg = compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "data.batch_size=24", "data.eval_batch_size=30",
-                         "trainer.max_steps=9", "trainer.eval_every=4", "speed.compile=true", "speed.cuda_graphs=true")
+    cfg = compose_config(
+        *TINY_RUN,
+        f"data.root={fake_cifar_root}",
+        "data.batch_size=24",
+        "data.eval_batch_size=30",
+        "trainer.max_steps=9",
+        "trainer.eval_every=4",
+        "speed.compile=true",
+        "speed.cuda_graphs=true",
+    )
     assert lifecycle.train(cfg, run)["status"] == "completed"
     first = counter.after["step 1"]
     assert first > 0, "the network was not compiled"

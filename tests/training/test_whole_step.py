@@ -24,8 +24,13 @@ def fake_cuda(monkeypatch) -> FakeCuda:
 def graphed_step() -> WholeStep:
     """A WholeStep of a tiny net that takes its CUDA path (its network lives on the CPU here)."""
     net = build_net(depth=8, residual=True)
-    step = WholeStep(net, Speed().optimizer(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False),
-                     Speed(), Tally(), batch_size=BATCH)
+    step = WholeStep(
+        net,
+        Speed().optimizer(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4, nesterov=False),
+        Speed(),
+        Tally(),
+        batch_size=BATCH,
+    )
     step.use_graph = True
     return step
 
@@ -78,8 +83,9 @@ def test_off_cuda_the_whole_step_says_once_that_it_runs_without_a_graph(caplog):
     assert caplog.text.count("speed.cuda_graphs needs a CUDA device; on cpu") == 1
 
 
-def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tmp_path, fake_cifar_root, monkeypatch,
-                                                                              caplog):
+def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(
+    tmp_path, fake_cifar_root, monkeypatch, caplog
+):
     """Lightning's configure_model runs before the module reaches its device; on_fit_start runs after."""
     import pytorch_lightning as pl
 
@@ -96,8 +102,12 @@ def test_the_warning_comes_after_lightning_has_moved_the_module_to_its_device(tm
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     with caplog.at_level("WARNING"):
-        lifecycle.train(compose_config(*TINY_RUN, f"data.root={fake_cifar_root}", "speed.cuda_graphs=true",
-                                       "trainer.accelerator=cpu"), run)  # on the CPU also where a GPU is visible
+        lifecycle.train(
+            compose_config(
+                *TINY_RUN, f"data.root={fake_cifar_root}", "speed.cuda_graphs=true", "trainer.accelerator=cpu"
+            ),
+            run,
+        )  # on the CPU also where a GPU is visible
     assert before.count == 0 and caplog.text.count("needs a CUDA device") == 1
 
 

@@ -56,8 +56,11 @@ class Reporter:
         now = time.monotonic()
         if now - self.last >= self.every_s or done == total:
             self.last = now
-            print(f"[{self.index}/{self.total}] {self.what}: {done}/{total} ({now - self.started:.0f} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.index}/{self.total}] {self.what}: {done}/{total} ({now - self.started:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def settings_of(analysis: str, args) -> dict:
@@ -93,7 +96,10 @@ def lesion_of(subject: Subject, args, device, reporter: Reporter) -> dict:
     net, step = trained_net(subject)
     size = args.images or subject.config.get("data", {}).get("test_size")  # default: the run's own test images
     images = cifar_images(subject, args.data_root, "test", size, device)
-    return {**lesion.lesion_study(net.to(device), images, args.ks, args.draws, args.seed, reporter.within), "step": step}
+    return {
+        **lesion.lesion_study(net.to(device), images, args.ks, args.draws, args.seed, reporter.within),
+        "step": step,
+    }
 
 
 def landscape_of(subject: Subject, args, device, reporter: Reporter, settings: dict) -> dict:
@@ -104,10 +110,14 @@ def landscape_of(subject: Subject, args, device, reporter: Reporter, settings: d
     done = {key: earlier[key] for key in ("axis", "loss", "slice_axis", "slice")} if same else None
 
     def save(record: dict) -> None:
-        subject.run_dir.write_analysis("landscape", {"definition": landscape.DEFINITION, "settings": settings,
-                                                     "step": step, **record})
+        subject.run_dir.write_analysis(
+            "landscape", {"definition": landscape.DEFINITION, "settings": settings, "step": step, **record}
+        )
 
-    return {"step": step, **landscape.surface(net.to(device), images, args.points, args.seed, done, save, reporter.within)}
+    return {
+        "step": step,
+        **landscape.surface(net.to(device), images, args.points, args.seed, done, save, reporter.within),
+    }
 
 
 def compute(analysis: str, subject: Subject, args, device, reporter: Reporter, settings: dict) -> dict:
@@ -121,8 +131,12 @@ def compute(analysis: str, subject: Subject, args, device, reporter: Reporter, s
     return landscape_of(subject, args, device, reporter, settings)
 
 
-DEFINITIONS = {"gradients": gradients.DEFINITION, "shattering": shattering.DEFINITION,
-               "lesion": lesion.DEFINITION, "landscape": landscape.DEFINITION}
+DEFINITIONS = {
+    "gradients": gradients.DEFINITION,
+    "shattering": shattering.DEFINITION,
+    "lesion": lesion.DEFINITION,
+    "landscape": landscape.DEFINITION,
+}
 
 
 # --- over a sweep or a list of nets -----------------------------------------------------------------------
@@ -140,7 +154,9 @@ def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
     """Computes (or reuses) each run's record of the analysis, into its run directory."""
     settings = settings_of(analysis, args)
     subjects = [of_run(run) for run in runs]
-    current = [is_current(run.read_analysis(analysis), settings, trained_step(subject)) for run, subject in zip(runs, subjects)]
+    current = [
+        is_current(run.read_analysis(analysis), settings, trained_step(subject)) for run, subject in zip(runs, subjects)
+    ]
     for subject, done in zip(subjects, current):
         if not done:
             data_root(subject, args.data_root)  # every run's data is there before hours go into the first
@@ -148,8 +164,10 @@ def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
     for run, subject, done in zip(runs, subjects, current):
         reporter.start(f"{analysis} {subject.name}")
         if done:
-            print(f"[{reporter.index}/{reporter.total}] {subject.name}: reusing {run.analysis_path(analysis)}",
-                  file=sys.stderr)
+            print(
+                f"[{reporter.index}/{reporter.total}] {subject.name}: reusing {run.analysis_path(analysis)}",
+                file=sys.stderr,
+            )
             continue
         result = compute(analysis, subject, args, device, reporter, settings)
         run.write_analysis(analysis, {"definition": DEFINITIONS[analysis], "settings": settings, **result})

@@ -13,14 +13,15 @@ from torch import nn
 
 from degradation.analysis.subjects import low_memory_forward
 
-DEFINITION = ("per conv/linear layer, input to output: L2 norm of d(mean minibatch cross-entropy)/dW "
-              "(weight decay not included) and of W")
+DEFINITION = (
+    "per conv/linear layer, input to output: L2 norm of d(mean minibatch cross-entropy)/dW "
+    "(weight decay not included) and of W"
+)
 
 
 def weight_layers(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
     """(name, weight) of every conv and linear layer in the order the network builds them: input to output."""
-    return [(name, module.weight) for name, module in net.named_modules()
-            if isinstance(module, (nn.Conv2d, nn.Linear))]
+    return [(name, module.weight) for name, module in net.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
 
 
 @torch.no_grad()
@@ -33,8 +34,10 @@ def norms_on_device(weights: list[nn.Parameter]) -> torch.Tensor:
 def rows(step: int, names: list[str], norms: torch.Tensor) -> list[dict]:
     """gradients.csv rows for one step: one host read of all the norms."""
     grad_norms, weight_norms = norms.tolist()
-    return [{"step": step, "layer": name, "grad_norm": g, "weight_norm": w}
-            for name, g, w in zip(names, grad_norms, weight_norms)]
+    return [
+        {"step": step, "layer": name, "grad_norm": g, "weight_norm": w}
+        for name, g, w in zip(names, grad_norms, weight_norms)
+    ]
 
 
 class GradientRecorder:

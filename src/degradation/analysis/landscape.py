@@ -15,8 +15,10 @@ from torch import nn
 
 from degradation.analysis.subjects import Images
 
-DEFINITION = ("mean cross-entropy on fixed training images (no augmentation, BN eval) at theta + alpha*delta + "
-              "beta*eta; delta, eta Gaussian, filter-normalized, zero for biases and BN parameters")
+DEFINITION = (
+    "mean cross-entropy on fixed training images (no augmentation, BN eval) at theta + alpha*delta + "
+    "beta*eta; delta, eta Gaussian, filter-normalized, zero for biases and BN parameters"
+)
 
 
 def filter_normalized(weights: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -40,8 +42,16 @@ def directions(net: nn.Module, seed: int) -> tuple[list[torch.Tensor], list[torc
 
 
 @torch.no_grad()
-def loss_at(net: nn.Module, origin: list[torch.Tensor], delta, eta, alpha: float, beta: float, images: Images,
-            batch_size: int = 500) -> float:
+def loss_at(
+    net: nn.Module,
+    origin: list[torch.Tensor],
+    delta,
+    eta,
+    alpha: float,
+    beta: float,
+    images: Images,
+    batch_size: int = 500,
+) -> float:
     """Mean cross-entropy of the net with weights origin + alpha*delta + beta*eta, in eval mode."""
     for p, o, d, e in zip(net.parameters(), origin, delta, eta):
         p.copy_(o + alpha * d + beta * e)
@@ -54,8 +64,15 @@ def axis(points: int, span: float = 1.0) -> list[float]:
     return torch.linspace(-span, span, points).tolist()
 
 
-def surface(net: nn.Module, images: Images, points: int, seed: int = 0, done: dict | None = None,
-            save=lambda record: None, progress=lambda row, rows: None) -> dict:
+def surface(
+    net: nn.Module,
+    images: Images,
+    points: int,
+    seed: int = 0,
+    done: dict | None = None,
+    save=lambda record: None,
+    progress=lambda row, rows: None,
+) -> dict:
     """The loss on a points x points grid over [-1, 1]^2 and a 1-D slice along δ (2 * points - 1 values).
 
     `done` (a record written by an earlier, interrupted call with the same settings) is continued: rows already

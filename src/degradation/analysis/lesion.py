@@ -17,8 +17,10 @@ from torch import nn
 from degradation.analysis.subjects import Images, error_and_loss
 
 DRAWS = 5  # random sets of deleted blocks per k
-DEFINITION = ("test error (%) of the trained net, eval mode, with blocks deleted: a residual block's output = "
-              "relu(shortcut(x)), a plain block's = its input (only where shapes match; downsampling blocks marked)")
+DEFINITION = (
+    "test error (%) of the trained net, eval mode, with blocks deleted: a residual block's output = "
+    "relu(shortcut(x)), a plain block's = its input (only where shapes match; downsampling blocks marked)"
+)
 
 
 class DeletedBlock(nn.Module):
@@ -55,8 +57,9 @@ def without_blocks(net: nn.Module, deleted: set[int]) -> nn.Module:
     return lesioned
 
 
-def lesion_study(net: nn.Module, images: Images, ks: list[int], draws: int = DRAWS, seed: int = 0,
-                 progress=lambda done, total: None) -> dict:
+def lesion_study(
+    net: nn.Module, images: Images, ks: list[int], draws: int = DRAWS, seed: int = 0, progress=lambda done, total: None
+) -> dict:
     """Test error intact, with each block deleted (None where it cannot be), and with k random deletable blocks
     deleted (`draws` draws per k, the same draws for a given seed and net)."""
     blocks = list(net.blocks)
@@ -74,6 +77,11 @@ def lesion_study(net: nn.Module, images: Images, ks: list[int], draws: int = DRA
     single = [error({i}) if i in candidates else None for i in range(len(blocks))]
     chooser = random.Random(seed)
     by_k = {str(k): [error(set(chooser.sample(candidates, k))) for _ in range(draws)] for k in ks}
-    return {"intact": intact, "single": single,
-            "downsampling": [downsamples(block) for block in blocks],
-            "random": by_k, "draws": draws, "images": len(images)}
+    return {
+        "intact": intact,
+        "single": single,
+        "downsampling": [downsamples(block) for block in blocks],
+        "random": by_k,
+        "draws": draws,
+        "images": len(images),
+    }

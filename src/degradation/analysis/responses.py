@@ -63,6 +63,7 @@ def response_stds(net: nn.Module, batches) -> list[float]:
             mean = values.mean()
             counts[index].append(values.numel())
             moments[index].append(torch.stack([mean, (values - mean).square().sum()]))
+
         return record
 
     handles = [layer.register_forward_hook(hook(i)) for i, layer in enumerate(layers)]

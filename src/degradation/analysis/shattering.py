@@ -27,8 +27,10 @@ from degradation.analysis.subjects import low_memory_forward
 POINTS = 256
 MAX_LAG = 64
 BN_MODES = ("train", "eval")
-DEFINITION = ("r(k) = mean_i <C_i, C_i+k> / mean_i <C_i, C_i>, C = input gradients of the first image's class "
-              "logit at 256 points on the line between two test images, minus their mean")
+DEFINITION = (
+    "r(k) = mean_i <C_i, C_i+k> / mean_i <C_i, C_i>, C = input gradients of the first image's class "
+    "logit at 256 points on the line between two test images, minus their mean"
+)
 
 
 def line_between(a: torch.Tensor, b: torch.Tensor, points: int = POINTS) -> torch.Tensor:
@@ -51,7 +53,7 @@ def autocorrelation(gradients: torch.Tensor, max_lag: int = MAX_LAG) -> list[flo
     energy = centred.square().sum(1).mean()
     if energy == 0:
         return [float("nan")] * (max_lag + 1)
-    return [((centred[:len(centred) - k] * centred[k:]).sum(1).mean() / energy).item() for k in range(max_lag + 1)]
+    return [((centred[: len(centred) - k] * centred[k:]).sum(1).mean() / energy).item() for k in range(max_lag + 1)]
 
 
 def image_pairs(images: torch.Tensor, labels: torch.Tensor, pairs: int) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
@@ -61,11 +63,15 @@ def image_pairs(images: torch.Tensor, labels: torch.Tensor, pairs: int) -> list[
 
 def shattering(net: nn.Module, pairs: list, bn_mode: str = "train", max_lag: int = MAX_LAG) -> dict:
     """Mean r(k) over the pairs and each pair's r(1)."""
-    curves = [autocorrelation(input_gradients(net, line_between(a, b), label, bn_mode), max_lag)
-              for a, b, label in pairs]
+    curves = [
+        autocorrelation(input_gradients(net, line_between(a, b), label, bn_mode), max_lag) for a, b, label in pairs
+    ]
     mean = torch.tensor(curves).mean(0).tolist()
-    return {"autocorrelation": mean, "neighbour_correlation": mean[1],
-            "neighbour_correlation_per_pair": [curve[1] for curve in curves]}
+    return {
+        "autocorrelation": mean,
+        "neighbour_correlation": mean[1],
+        "neighbour_correlation_per_pair": [curve[1] for curve in curves],
+    }
 
 
 def both_bn_modes(net: nn.Module, pairs: list, max_lag: int = MAX_LAG) -> dict:
@@ -84,9 +90,11 @@ class ToyNet(nn.Module):
         self.residual = blocks > 0
         self.stem = nn.Linear(1, width)
         self.body = nn.ModuleList(
-            nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width)) if self.residual
+            nn.Sequential(nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, width))
+            if self.residual
             else nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU())
-            for _ in range(blocks or layers))
+            for _ in range(blocks or layers)
+        )
         self.head = nn.Linear(width, 1)
         for module in self.modules():
             if isinstance(module, nn.Linear):
@@ -102,8 +110,10 @@ class ToyNet(nn.Module):
         return self.head(x)
 
 
-TOY_DEFINITION = ("Balduzzi et al.'s 1-D toy at init: 1 input, 200 ReLUs per layer with BN (train mode over the 256 "
-                  "points in [-2, 2]), He init; d(output)/d(input) at each point and its autocorrelation r(k)")
+TOY_DEFINITION = (
+    "Balduzzi et al.'s 1-D toy at init: 1 input, 200 ReLUs per layer with BN (train mode over the 256 "
+    "points in [-2, 2]), He init; d(output)/d(input) at each point and its autocorrelation r(k)"
+)
 TOY_NETS = {"feedforward-1": dict(layers=0), "feedforward-24": dict(layers=23), "resnet-50": dict(blocks=50)}
 
 

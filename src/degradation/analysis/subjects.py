@@ -56,16 +56,22 @@ def of_run(run_dir: RunDir) -> Subject:
     if not config:
         raise UserError(f"{run_dir.path} has no summary.json with its config: not a run directory")
     model = config["model"]
-    return Subject(f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
-                   model, config["seed"], run_dir, config)
+    return Subject(
+        f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
+        model,
+        config["seed"],
+        run_dir,
+        config,
+    )
 
 
 def of_name(name: str, seed: int = 0) -> Subject:
     """`plain-56`, `resnet-1202`: the paper's CIFAR nets (option A shortcuts), without a run."""
     arch, _, depth = name.partition("-")
     if arch not in ("plain", "resnet") or not depth.isdigit() or not cifar_depth(int(depth)):
-        raise UserError(f"expected nets like plain-56 or resnet-1202 (the paper's: plain or resnet, depth 6n+2), "
-                        f"got {name!r}")
+        raise UserError(
+            f"expected nets like plain-56 or resnet-1202 (the paper's: plain or resnet, depth 6n+2), got {name!r}"
+        )
     return Subject(name, {**PAPER_MODEL, "arch": arch, "residual": arch == "resnet", "depth": int(depth)}, seed)
 
 
@@ -100,7 +106,9 @@ def low_memory_forward(net: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     train mode sees the same batch when recomputed, so the numbers are those of a plain forward."""
     if not hasattr(net, "blocks") or len(net.blocks) < 16:
         return net(inputs)
-    return net.head(checkpoint_sequential(net.blocks, math.isqrt(len(net.blocks)), net.stem(inputs), use_reentrant=False))
+    return net.head(
+        checkpoint_sequential(net.blocks, math.isqrt(len(net.blocks)), net.stem(inputs), use_reentrant=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -115,7 +123,7 @@ class Images:
 
     def batches(self, size: int):
         for start in range(0, len(self), size):
-            yield self.images[start:start + size], self.labels[start:start + size]
+            yield self.images[start : start + size], self.labels[start : start + size]
 
 
 def data_root(subject: Subject, root: str | None) -> str:

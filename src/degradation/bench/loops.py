@@ -82,12 +82,14 @@ class SyntheticCIFAR10(CIFAR10):
 
 
 def reference_loader(split: Split, batch_size: int, device: torch.device, workers: int | None = None) -> DataLoader:
-    augment = transforms.Compose([
-        transforms.RandomCrop(32, padding=4),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(CIFAR_MEAN, CIFAR_STD),
-    ])
+    augment = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(CIFAR_MEAN, CIFAR_STD),
+        ]
+    )
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     return DataLoader(
         SyntheticCIFAR10(split, augment),
@@ -109,7 +111,9 @@ def optimizer_values(optim: dict) -> dict:
     return {key: optim[key] for key in OPTIMIZER_KEYS}
 
 
-def reference_timer(net_args: dict, optim: dict, split: Split, batch_size: int, device, warmup: int, steps: int) -> StepTimer:
+def reference_timer(
+    net_args: dict, optim: dict, split: Split, batch_size: int, device, warmup: int, steps: int
+) -> StepTimer:
     net = build_net(**net_args).to(device)
     optimizer = Speed().optimizer(net.parameters(), **optimizer_values(optim))
     timer, running_loss = StepTimer(warmup, steps, device), 0.0
@@ -124,8 +128,9 @@ def reference_timer(net_args: dict, optim: dict, split: Split, batch_size: int, 
             return timer
 
 
-def bare_timer(net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int,
-               steps: int) -> StepTimer:
+def bare_timer(
+    net_args: dict, optim: dict, speed: Speed, precision: str, batch_size: int, device, warmup: int, steps: int
+) -> StepTimer:
     """No data pipeline, no framework, no launches: the harness's step as one graph, on ready-made device batches.
 
     Mixed precision is autocast only (16-mixed without a gradient scaler): a lower bound, as a floor should be.
@@ -134,9 +139,13 @@ def bare_timer(net_args: dict, optim: dict, speed: Speed, precision: str, batch_
     speed.apply_to_net(net)
     speed.apply_to_process()
     optimizer = speed.optimizer(net.parameters(), **optimizer_values(optim))
-    step = WholeStep(net, optimizer, speed, Tally(), batch_size, autocast=partial(autocast, device, precision, cache_enabled=False))
-    batches = [(torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device))
-               for _ in range(4)]
+    step = WholeStep(
+        net, optimizer, speed, Tally(), batch_size, autocast=partial(autocast, device, precision, cache_enabled=False)
+    )
+    batches = [
+        (torch.randn(batch_size, 3, 32, 32, device=device), torch.randint(0, 10, (batch_size,), device=device))
+        for _ in range(4)
+    ]
     timer = StepTimer(warmup, steps, device)
     while True:
         images, labels = batches[timer.done % len(batches)]

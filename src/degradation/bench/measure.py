@@ -67,7 +67,10 @@ SWITCHES = {  # what each row of the switch table overrides, relative to the con
     "bf16-mixed": ["trainer.precision=bf16-mixed"],
     "speed=fast": ["speed=fast"],  # with trainer.precision=auto: bf16 only where the device has bf16 units
     "speed=fast+bf16": ["speed=fast", "trainer.precision=bf16-mixed"],
-    "speed=fast+fp32": ["speed=fast", "trainer.precision=32-true"],  # the fast path without bf16 (CPUs without bf16 units)
+    "speed=fast+fp32": [
+        "speed=fast",
+        "trainer.precision=32-true",
+    ],  # the fast path without bf16 (CPUs without bf16 units)
 }
 log = logging.getLogger("degradation.bench")
 
@@ -77,8 +80,12 @@ log = logging.getLogger("degradation.bench")
 
 def bench_config(overrides: list[str], network: list[str], batch_size: int, total_steps: int) -> DictConfig:
     """The real config tree with the user's overrides for one network, sized for a timing run."""
-    timing = [f"data.batch_size={batch_size}", f"trainer.max_steps={total_steps}",
-              f"trainer.eval_every={total_steps}", "trainer.progress_bar=false"]
+    timing = [
+        f"data.batch_size={batch_size}",
+        f"trainer.max_steps={total_steps}",
+        f"trainer.eval_every={total_steps}",
+        "trainer.progress_bar=false",
+    ]
     cfg = compose_config([*network, *overrides, *timing])
     check_config(cfg)
     return cfg
@@ -151,8 +158,12 @@ def measured(cfg: DictConfig, timed) -> tuple[float, str]:
     timer = timed()
     compiled = compiled_graphs() > compiled_before
     release_device_memory()
-    ran = [precision_of(cfg), *(["channels_last"] if cfg.speed.channels_last else []),
-           "compiled" if compiled else "eager", *(["CUDA graph"] if timer.graphed else [])]
+    ran = [
+        precision_of(cfg),
+        *(["channels_last"] if cfg.speed.channels_last else []),
+        "compiled" if compiled else "eager",
+        *(["CUDA graph"] if timer.graphed else []),
+    ]
     return timer.step_s, ", ".join(ran)
 
 
@@ -163,8 +174,9 @@ def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> tuple[dict[
     timers = {
         "harness": lambda: harness_timer(cfg, train, test, warmup, steps),
         "reference": lambda: loops.reference_timer(net, optim, train, batch_size, device, warmup, steps),
-        "bare": lambda: loops.bare_timer(net, optim, build_speed(cfg), precision_of(cfg), batch_size, device,
-                                         warmup, steps),
+        "bare": lambda: loops.bare_timer(
+            net, optim, build_speed(cfg), precision_of(cfg), batch_size, device, warmup, steps
+        ),
     }
     step_s, ran = {}, {}
     for _ in range(rounds):
@@ -172,8 +184,15 @@ def measure_paths(cfg, paths, train, test, warmup, steps, rounds) -> tuple[dict[
             seconds, ran[path] = measured(cfg, timers[path])
             step_s[path] = min(step_s.get(path, float("inf")), seconds)
     for path in paths:
-        log.info("%s-%d %-9s %8.2f ms/step %9.0f img/s  (%s)", cfg.model.arch, cfg.model.depth, path,
-                 1e3 * step_s[path], batch_size / step_s[path], ran[path])
+        log.info(
+            "%s-%d %-9s %8.2f ms/step %9.0f img/s  (%s)",
+            cfg.model.arch,
+            cfg.model.depth,
+            path,
+            1e3 * step_s[path],
+            batch_size / step_s[path],
+            ran[path],
+        )
     return step_s, {path: ran[path] for path in paths if path != "reference"}  # the reference is its own loop
 
 
@@ -233,15 +252,18 @@ def switch_rows(overrides, network, batch_size, names, train, test, warmup, step
     base_cfg = bench_config(overrides, network, batch_size, total)
     runnable = [name for name in names if name not in speed.CUDA_ONLY or bench_device(base_cfg).type == "cuda"]
     configs = {"(as configured)": base_cfg} | {
-        name: bench_config([*overrides, *SWITCHES[name]], network, batch_size, total) for name in runnable}
+        name: bench_config([*overrides, *SWITCHES[name]], network, batch_size, total) for name in runnable
+    }
     best, ran = {}, {}
     for _ in range(rounds):
         for name, cfg in configs.items():
             step_s, ran[name] = measured(cfg, lambda cfg=cfg: harness_timer(cfg, train, test, warmup, steps))
             best[name] = min(best.get(name, float("inf")), step_s)
     base = best["(as configured)"]
-    rows = [{"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3), "ran": ran[name]}
-            for name, step_s in best.items()]
+    rows = [
+        {"switch": name, "ms": round(1e3 * step_s, 3), "speedup": round(base / step_s, 3), "ran": ran[name]}
+        for name, step_s in best.items()
+    ]
     for name, step_s in best.items():
         log.info("switch %-18s %8.2f ms/step (x%.2f)", name, 1e3 * step_s, base / step_s)
     return rows + [{"switch": name, "skipped": speed.CUDA_ONLY[name]} for name in names if name not in runnable]
@@ -290,10 +312,21 @@ def shared_row(overrides, network, batch_size, train_size, warmup, steps, proces
     span = max(end for _, end in windows) - min(start for start, _ in windows)
     aggregate = processes * steps * batch_size / span
     single = batch_size / single_s
-    log.info("%d runs sharing the device%s: %.0f img/s together (one alone: %.0f)", processes,
-             " under MPS" if mps else "", aggregate, single)
-    return {"processes": processes, "mps": mps, "threads_each": threads, "aggregate_images_per_s": round(aggregate, 1),
-            "single_images_per_s": round(single, 1), "gain": round(aggregate / single, 2)}
+    log.info(
+        "%d runs sharing the device%s: %.0f img/s together (one alone: %.0f)",
+        processes,
+        " under MPS" if mps else "",
+        aggregate,
+        single,
+    )
+    return {
+        "processes": processes,
+        "mps": mps,
+        "threads_each": threads,
+        "aggregate_images_per_s": round(aggregate, 1),
+        "single_images_per_s": round(single, 1),
+        "gain": round(aggregate / single, 2),
+    }
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -303,8 +336,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9.=_]+", "-", text.lower()).strip("-")
 
 
-def output_paths(out_root: Path, device_name: str, archs: str, overrides: list[str],
-                 cpu_bf16_units: str = "none") -> tuple[Path, Path]:
+def output_paths(
+    out_root: Path, device_name: str, archs: str, overrides: list[str], cpu_bf16_units: str = "none"
+) -> tuple[Path, Path]:
     """bench.json for the default networks and config; other choices get their own file, named by them. A folder
     per device; CPUs with bf16 units get their own (the same core count with and without them differs ~3x)."""
     named = ([archs] if archs != DEFAULT_ARCHS else []) + overrides
@@ -315,9 +349,17 @@ def output_paths(out_root: Path, device_name: str, archs: str, overrides: list[s
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Benchmark on {report['device']}", "", f"Command: `{report['command']}`  ",
-             f"Settings: {json.dumps(report['settings'])}  ", f"Versions: {json.dumps(report['versions'])}  ",
-             f"Git: {report['git']['commit']}{' (uncommitted changes)' if report['git']['dirty'] else ''}", "", "## Time per training step", ""]
+    lines = [
+        f"# Benchmark on {report['device']}",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Settings: {json.dumps(report['settings'])}  ",
+        f"Versions: {json.dumps(report['versions'])}  ",
+        f"Git: {report['git']['commit']}{' (uncommitted changes)' if report['git']['dirty'] else ''}",
+        "",
+        "## Time per training step",
+        "",
+    ]
     lines += table(report["networks"])
     if report.get("loaders"):
         lines += ["", "## Data loaders alone (images/s)", ""] + table([report["loaders"]])
@@ -346,17 +388,30 @@ def print_table(rows: list[dict]) -> None:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = OneLineParser(prog="python -m degradation.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("overrides", nargs="*", help="config overrides for the harness and bare paths, e.g. trainer.precision=bf16-mixed")
-    parser.add_argument("--archs", default=DEFAULT_ARCHS,
-                        help="model configs, e.g. plain,resnet or resnet18,resnet18:plain (the plain twin)")
-    parser.add_argument("--depths", type=comma_list(int, "integer depths"), default=[20, 32, 44, 56, 110],
-                        help="depths of the paper's nets (default 20,32,44,56,110)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="config overrides for the harness and bare paths, e.g. trainer.precision=bf16-mixed",
+    )
+    parser.add_argument(
+        "--archs",
+        default=DEFAULT_ARCHS,
+        help="model configs, e.g. plain,resnet or resnet18,resnet18:plain (the plain twin)",
+    )
+    parser.add_argument(
+        "--depths",
+        type=comma_list(int, "integer depths"),
+        default=[20, 32, 44, 56, 110],
+        help="depths of the paper's nets (default 20,32,44,56,110)",
+    )
     parser.add_argument("--paths", default="harness,reference,bare")
     parser.add_argument("--switches", default="all", help="comma list of " + ", ".join(SWITCHES) + "; all or none")
     parser.add_argument("--share", type=int, default=2, help="harness runs sharing the device at once; 0 skips")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 30 on GPU, 3 on CPU)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 200 on GPU, 10 on CPU)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds over the paths, best kept (default 1 on GPU, 2 on CPU)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds over the paths, best kept (default 1 on GPU, 2 on CPU)"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--train-size", type=int, default=50_000, help="synthetic training images")
     parser.add_argument("--out", type=Path, default=Path("experiments/bench"))
@@ -364,13 +419,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    require(set(args.paths.split(",")) <= {"harness", "reference", "bare"}, f"--paths: harness, reference or bare, got {args.paths}")
+    require(
+        set(args.paths.split(",")) <= {"harness", "reference", "bare"},
+        f"--paths: harness, reference or bare, got {args.paths}",
+    )
     names = [] if args.switches == "none" else list(SWITCHES) if args.switches == "all" else args.switches.split(",")
     require(set(names) <= set(SWITCHES), f"--switches: all, none or some of {', '.join(SWITCHES)}; got {args.switches}")
     args.switches = names
     require(min(args.warmup, args.steps, args.rounds) >= 1, "--warmup, --steps and --rounds must be >= 1")
     fixed = [o for o in args.overrides if o.split("=")[0].lstrip("+~") in ("model", "model.depth", "data.batch_size")]
-    require(not fixed, f"{fixed[0] if fixed else ''}: choose networks with --archs/--depths and the batch with --batch-size")
+    require(
+        not fixed, f"{fixed[0] if fixed else ''}: choose networks with --archs/--depths and the batch with --batch-size"
+    )
     require(args.batch_size >= 1 and args.train_size >= args.batch_size, "--train-size must hold at least one batch")
 
 
@@ -379,8 +439,10 @@ def run(args: argparse.Namespace) -> dict:
     train, test = synthetic_split(args.train_size), synthetic_split(TEST_SIZE, seed=1)
     timed = networks(args.archs.split(","), args.depths)
     configs = [bench_config(args.overrides, network, args.batch_size, total) for network in timed]
-    rows = [network_row(cfg, *measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
-            for cfg in configs]
+    rows = [
+        network_row(cfg, *measure_paths(cfg, paths, train, test, args.warmup, args.steps, args.rounds))
+        for cfg in configs
+    ]
     add_grid_column(rows)
     # Switches and sharing on the first residual network (the first network if there is none).
     index = next((i for i, cfg in enumerate(configs) if cfg.model.residual), 0)
@@ -389,11 +451,19 @@ def run(args: argparse.Namespace) -> dict:
     report = {
         "device": provenance.device_name(device),
         "command": " ".join(["python -m degradation.bench", *sys.argv[1:]]),
-        "settings": {"warmup": args.warmup, "steps": args.steps, "rounds": args.rounds, "batch_size": args.batch_size,
-                     "train_size": args.train_size, "overrides": args.overrides,
-                     "precision": first.trainer.precision, "speed": OmegaConf.to_container(first.speed),
-                     "torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-                     "cpu_bf16_units": cpu_bf16_units()},
+        "settings": {
+            "warmup": args.warmup,
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "batch_size": args.batch_size,
+            "train_size": args.train_size,
+            "overrides": args.overrides,
+            "precision": first.trainer.precision,
+            "speed": OmegaConf.to_container(first.speed),
+            "torch_threads": torch.get_num_threads(),
+            "interop_threads": torch.get_num_interop_threads(),
+            "cpu_bf16_units": cpu_bf16_units(),
+        },
         "versions": provenance.library_versions(),
         "git": provenance.git_commit(),
         "networks": rows,
@@ -428,8 +498,9 @@ def main(argv: list[str] | None = None) -> None:
         report = run(args)
     except (UserError, HydraException, OmegaConfBaseException) as error:
         exit_with(error)
-    json_path, md_path = output_paths(args.out, report["device"], args.archs, args.overrides,
-                                      report["settings"]["cpu_bf16_units"])
+    json_path, md_path = output_paths(
+        args.out, report["device"], args.archs, args.overrides, report["settings"]["cpu_bf16_units"]
+    )
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     md_path.write_text(markdown(report))

@@ -60,7 +60,13 @@ class BasicBlock(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, residual: bool, shortcut: str, residual_scale: float = 1.0
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        residual: bool,
+        shortcut: str,
+        residual_scale: float = 1.0,
     ):
         super().__init__()
         self.residual_scale = residual_scale

@@ -34,7 +34,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_channels: int, width: int, stride: int, residual: bool, stride_in: str, residual_scale: float):
+    def __init__(
+        self, in_channels: int, width: int, stride: int, residual: bool, stride_in: str, residual_scale: float
+    ):
         super().__init__()
         out_channels = width * self.expansion
         stride_1x1, stride_3x3 = (1, stride) if stride_in == "3x3" else (stride, 1)
@@ -43,7 +45,9 @@ class Bottleneck(nn.Module):
         self.conv3, self.bn3 = conv1x1(width, out_channels), nn.BatchNorm2d(out_channels)
         self.residual, self.residual_scale = residual, residual_scale
         shape_changes = stride != 1 or in_channels != out_channels
-        self.shortcut = projection_shortcut(in_channels, out_channels, stride) if residual and shape_changes else nn.Identity()
+        self.shortcut = (
+            projection_shortcut(in_channels, out_channels, stride) if residual and shape_changes else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))

@@ -26,7 +26,10 @@ def cifar_depth(depth) -> bool:
 class CifarModel:
     """The paper's CIFAR nets (section 4.2): depth 6n+2, option A or B shortcuts."""
 
-    family: str = rule(lambda family: family == "cifar", "cifar in this model config (other families: model=imagenet, model=resnet18 ...)")
+    family: str = rule(
+        lambda family: family == "cifar",
+        "cifar in this model config (other families: model=imagenet, model=resnet18 ...)",
+    )
     arch: str = MISSING
     residual: bool = MISSING
     depth: int = rule(cifar_depth, "6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202)")
@@ -39,10 +42,15 @@ class CifarModel:
 class ImagenetModel:
     """ResNet-18/34/50/101/152 adapted to CIFAR; projection shortcuts where the shape changes."""
 
-    family: str = rule(lambda family: family == "imagenet", "imagenet in this model config (the paper's nets: model=resnet, model=plain)")
+    family: str = rule(
+        lambda family: family == "imagenet",
+        "imagenet in this model config (the paper's nets: model=resnet, model=plain)",
+    )
     arch: str = MISSING
     residual: bool = MISSING
-    depth: int = rule(lambda depth: is_int(depth) and depth in BLOCKS, f"one of {', '.join(map(str, BLOCKS))} for family imagenet")
+    depth: int = rule(
+        lambda depth: is_int(depth) and depth in BLOCKS, f"one of {', '.join(map(str, BLOCKS))} for family imagenet"
+    )
     init_mode: str = rule(*one_of(*INIT_MODES))
     residual_scale: float = rule(*non_negative)
     stride_in: str = rule(*one_of(*STRIDE_IN))
@@ -82,5 +90,3 @@ def build_net(family: str = "cifar", num_classes: int = 10, **keys) -> nn.Module
 
 def shortcut_name(model: dict) -> str:
     return family_of(model).shortcut(model) if model["residual"] else "none"
-
-

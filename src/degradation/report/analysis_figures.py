@@ -39,8 +39,10 @@ def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
 
 def entries_of_nets(record: dict) -> list[Entry]:
     """The nets of an <analysis>-init.json."""
-    return [Entry(name.split("-")[0], int(name.split("-")[1]), record["settings"].get("seed", 0), result)
-            for name, result in record["nets"].items()]
+    return [
+        Entry(name.split("-")[0], int(name.split("-")[1]), record["settings"].get("seed", 0), result)
+        for name, result in record["nets"].items()
+    ]
 
 
 def by_net(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
@@ -55,13 +57,21 @@ def net_label(arch: str, depth: int) -> str:
 
 
 def style(arch: str, depth: int, **extra) -> dict:
-    return dict(color=color(depth), label=net_label(arch, depth), gid=f"{arch}-{depth}", linewidth=1.4,
-                **ARCH_STYLE[arch], **extra)
+    return dict(
+        color=color(depth),
+        label=net_label(arch, depth),
+        gid=f"{arch}-{depth}",
+        linewidth=1.4,
+        **ARCH_STYLE[arch],
+        **extra,
+    )
 
 
 def arch_key() -> list[Line2D]:
-    return [Line2D([], [], color="0.4", label="plain", **ARCH_STYLE["plain"]),
-            Line2D([], [], color="0.4", label="ResNet", **ARCH_STYLE["resnet"])]
+    return [
+        Line2D([], [], color="0.4", label="plain", **ARCH_STYLE["plain"]),
+        Line2D([], [], color="0.4", label="ResNet", **ARCH_STYLE["resnet"]),
+    ]
 
 
 def legend(ax, **options) -> None:
@@ -104,8 +114,15 @@ def gradient_profiles(curves: dict[tuple[str, int], dict[int, np.ndarray]], titl
             shades = plt.cm.viridis(np.linspace(0.9, 0.0, max(len(chosen), 1)))
             for shade, step in zip(shades, chosen):
                 norms = steps[step]
-                ax.plot(np.arange(1, len(norms) + 1), norms, color=shade, linewidth=1.2, **ARCH_STYLE[arch],
-                        label=f"{TITLES[arch]}, iter. {step}", gid=f"{arch}-{depth}:{step}")
+                ax.plot(
+                    np.arange(1, len(norms) + 1),
+                    norms,
+                    color=shade,
+                    linewidth=1.2,
+                    **ARCH_STYLE[arch],
+                    label=f"{TITLES[arch]}, iter. {step}",
+                    gid=f"{arch}-{depth}:{step}",
+                )
         ax.set_yscale("log")
         ax.set_title(f"{depth} layers")
         ax.set_xlabel("layer (input → output)")
@@ -171,8 +188,10 @@ def init_gradients(entries: list[Entry]):
         if np.all(np.isfinite(norms)):
             ratios[arch].append((depth, norms[0] / norms[-1]))
         else:  # float32 overflows: the norm grew past 3e38 on its way to the input
-            overflow.append(f"{net_label(arch, depth)}: not finite (float32 overflow) in "
-                            f"{np.count_nonzero(~np.isfinite(norms))} of {len(norms)} layers, from the input")
+            overflow.append(
+                f"{net_label(arch, depth)}: not finite (float32 overflow) in "
+                f"{np.count_nonzero(~np.isfinite(norms))} of {len(norms)} layers, from the input"
+            )
     for ax, arch in ((left, "plain"), (middle, "resnet")):
         ax.set_title(f"{TITLES[arch]} nets at init")
         ax.set_xlabel("relative layer position (input → output)")
@@ -234,16 +253,32 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
         not_finite = []
         for state, marker in (("init", "o"), ("trained", "s")):
             for arch in ("plain", "resnet"):
-                points = sorted((depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
-                                for (a, depth), group in by_net(entries).items() if a == arch and state in group[0].record)
-                not_finite += [f"{net_label(arch, depth)} ({state}): gradients not finite (float32 overflow)"
-                               for depth, value in points if not np.isfinite(value)]
+                points = sorted(
+                    (depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
+                    for (a, depth), group in by_net(entries).items()
+                    if a == arch and state in group[0].record
+                )
+                not_finite += [
+                    f"{net_label(arch, depth)} ({state}): gradients not finite (float32 overflow)"
+                    for depth, value in points
+                    if not np.isfinite(value)
+                ]
                 if points:
-                    ax.plot(*zip(*points), marker=marker, color="0.2" if state == "init" else "#d62728",
-                            label=f"{TITLES[arch]}, {'at init' if state == 'init' else 'trained'}", **ARCH_STYLE[arch])
+                    ax.plot(
+                        *zip(*points),
+                        marker=marker,
+                        color="0.2" if state == "init" else "#d62728",
+                        label=f"{TITLES[arch]}, {'at init' if state == 'init' else 'trained'}",
+                        **ARCH_STYLE[arch],
+                    )
         depths = sorted({e.depth for e in entries})
-        ax.set(xscale="log", xlabel="depth", ylabel="r(1): correlation of neighbouring gradients",
-               title=BN_TITLES[bn], ylim=(-0.05, 1.02))
+        ax.set(
+            xscale="log",
+            xlabel="depth",
+            ylabel="r(1): correlation of neighbouring gradients",
+            title=BN_TITLES[bn],
+            ylim=(-0.05, 1.02),
+        )
         ax.set_xticks(depths, [str(d) for d in depths])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
@@ -263,8 +298,13 @@ def draw_toy(gradient_ax, correlation_ax, toy: dict) -> None:
     """Balduzzi et al.'s Figure 1 check: the gradient along [-2, 2] and its autocorrelation."""
     for name, result in toy.items():
         gradient = np.array(result["gradient"])
-        gradient_ax.plot(np.linspace(-2, 2, len(gradient)), gradient / np.abs(gradient).max(), linewidth=0.8,
-                         color=TOY_COLORS.get(name), label=name)
+        gradient_ax.plot(
+            np.linspace(-2, 2, len(gradient)),
+            gradient / np.abs(gradient).max(),
+            linewidth=0.8,
+            color=TOY_COLORS.get(name),
+            label=name,
+        )
         correlation_ax.plot(result["autocorrelation"], color=TOY_COLORS.get(name), label=name)
     gradient_ax.set(title="1-D toy at init: gradient (scaled to max 1)", xlabel="input x")
     correlation_ax.set(title="1-D toy: autocorrelation", xlabel="lag k (of 255)", ylabel="r(k)")
@@ -285,24 +325,50 @@ def lesion_figure(entries: list[Entry]):
         single = np.array([[np.nan if e is None else e for e in entry.record["single"]] for entry in group]).mean(0)
         blocks = np.arange(1, len(single) + 1)
         left.plot(blocks, single, marker=".", **style(arch, depth))
-        left.axhline(np.mean([entry.record["intact"] for entry in group]), color=color(depth), linewidth=0.6,
-                     **ARCH_STYLE[arch])
+        left.axhline(
+            np.mean([entry.record["intact"] for entry in group]), color=color(depth), linewidth=0.6, **ARCH_STYLE[arch]
+        )
         down = np.flatnonzero(record["downsampling"])
-        left.plot(blocks[down], single[down], linestyle="none", marker="o", markersize=7, markerfacecolor="none",
-                  markeredgecolor=color(depth), gid=f"{arch}-{depth}:downsampling")
+        left.plot(
+            blocks[down],
+            single[down],
+            linestyle="none",
+            marker="o",
+            markersize=7,
+            markerfacecolor="none",
+            markeredgecolor=color(depth),
+            gid=f"{arch}-{depth}:downsampling",
+        )
         ks = [int(k) for k in record["random"]]
         all_ks.update(ks)
         errors = [np.concatenate([entry.record["random"][str(k)] for entry in group]) for k in ks]
-        right.errorbar(ks, [e.mean() for e in errors], yerr=np.array([[e.mean() - e.min() for e in errors],
-                       [e.max() - e.mean() for e in errors]]), capsize=2, marker="o", markersize=3, **style(arch, depth))
+        right.errorbar(
+            ks,
+            [e.mean() for e in errors],
+            yerr=np.array([[e.mean() - e.min() for e in errors], [e.max() - e.mean() for e in errors]]),
+            capsize=2,
+            marker="o",
+            markersize=3,
+            **style(arch, depth),
+        )
     for ax in (left, right):
         ax.axhline(90, color="0.5", linewidth=0.8, linestyle=":")
-        ax.text(1.0, 90, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4")
-    left.set(xlabel="deleted block, input → output (○: downsampling block; a plain one cannot be deleted)",
-             ylabel="test error (%)", title="one block deleted (thin line: the intact net)", ylim=(0, 100))
+        ax.text(
+            1.0, 90, "chance ", transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=7, color="0.4"
+        )
+    left.set(
+        xlabel="deleted block, input → output (○: downsampling block; a plain one cannot be deleted)",
+        ylabel="test error (%)",
+        title="one block deleted (thin line: the intact net)",
+        ylim=(0, 100),
+    )
     right.set_xticks(sorted(all_ks))
-    right.set(xlabel="blocks deleted at random", ylabel="test error (%)", ylim=(0, 100),
-              title="k random blocks deleted (mean, min-max over draws)")
+    right.set(
+        xlabel="blocks deleted at random",
+        ylabel="test error (%)",
+        ylim=(0, 100),
+        title="k random blocks deleted (mean, min-max over draws)",
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3)
         legend(ax, fontsize=7, ncol=2)
@@ -330,8 +396,11 @@ def landscape_figures(entries: list[Entry]):
             ax.set_title(f"{net_label(arch, depth)} (seed {entry.seed}, iter. {entry.record['step']})", fontsize=9)
     if nets:
         settings = next(iter(nets.values())).record["settings"]
-        fig.suptitle(f"training loss on a filter-normalized plane: {settings['points']} x {settings['points']} points, "
-                     f"first {settings['images']} training images, BN eval", fontsize=9)
+        fig.suptitle(
+            f"training loss on a filter-normalized plane: {settings['points']} x {settings['points']} points, "
+            f"first {settings['images']} training images, BN eval",
+            fontsize=9,
+        )
     fig.tight_layout()
     slices, ax = plt.subplots(figsize=(6, 3.8))
     for (arch, depth), entry in sorted(nets.items(), key=lambda item: item[0][1]):
@@ -356,8 +425,9 @@ def draw_contours(ax, record: dict) -> None:
         below_axes(ax, ["no finite loss on the grid"], "not-finite")
         return
     low, high = max(loss.min(), 1e-3), min(loss.max(), 50 * loss.min() + 10)
-    contours = ax.contour(grid, grid, loss, levels=np.unique(np.geomspace(low, high, CONTOUR_LEVELS)),
-                          cmap="viridis", linewidths=0.8)
+    contours = ax.contour(
+        grid, grid, loss, levels=np.unique(np.geomspace(low, high, CONTOUR_LEVELS)), cmap="viridis", linewidths=0.8
+    )
     ax.clabel(contours, contours.levels[::3], fontsize=6, fmt="%.2g")
     if np.ma.count_masked(loss):
         below_axes(ax, [f"{np.ma.count_masked(loss)} of {loss.size} points not finite (blank)"], "not-finite")

@@ -27,16 +27,29 @@ log = logging.getLogger(__name__)
 PAPER_YLIM = (0.0, 20.0)
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets (110: best of 5 runs; mean 6.61 +- 0.16).
 PAPER_RESNET_TEST_ERR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
-DEPTH_COLORS = {20: "#0072b2", 32: "#56b4e9", 44: "#009e73", 56: "#d62728", 110: "#000000", 1202: "#cc79a7",
-                18: "#0072b2", 34: "#009e73", 50: "#d62728", 101: "#000000", 152: "#cc79a7"}  # ImageNet-style ResNets
+DEPTH_COLORS = {
+    20: "#0072b2",
+    32: "#56b4e9",
+    44: "#009e73",
+    56: "#d62728",
+    110: "#000000",
+    1202: "#cc79a7",
+    18: "#0072b2",
+    34: "#009e73",
+    50: "#d62728",
+    101: "#000000",
+    152: "#cc79a7",
+}  # ImageNet-style ResNets
 TRAIN_STYLE = dict(linestyle="--", linewidth=0.8)  # the paper: dashed thin = training error
 TEST_STYLE = dict(linestyle="-", linewidth=2.0)  # bold = test error
 TITLES = {"plain": "plain", "resnet": "ResNet"}
 
 
 FEW_POINTS = 12  # test curves with at most this many points are drawn with markers
-NO_RESPONSES = ("no run of this sweep has responses.json (Figure 7's data): runs write it when training ends; "
-                "for older runs: python -m degradation.responses <run dir>/checkpoints/last.ckpt")
+NO_RESPONSES = (
+    "no run of this sweep has responses.json (Figure 7's data): runs write it when training ends; "
+    "for older runs: python -m degradation.responses <run dir>/checkpoints/last.ckpt"
+)
 
 
 def color(depth: int) -> str:
@@ -64,8 +77,12 @@ def iteration_axis(sweep: Sweep) -> tuple[float, str, float]:
 
 def curve_means(sweep: Sweep, archs=("plain", "resnet")) -> list[np.ndarray]:
     """The mean (over seeds) of every net's training and test curve that has points."""
-    means = [seed_band(sweep.select(arch, depth), curve)[1]
-             for arch in archs for depth in sweep.depths(arch) for curve in ("train_err", "test_err")]
+    means = [
+        seed_band(sweep.select(arch, depth), curve)[1]
+        for arch in archs
+        for depth in sweep.depths(arch)
+        for curve in ("train_err", "test_err")
+    ]
     return [mean for mean in means if len(mean)]
 
 
@@ -99,8 +116,15 @@ def draw_curve(ax, runs: list[Run], curve: str, style: dict, label: str | None, 
         return
     c = color(runs[0].depth)
     few = curve != "train_err" and len(steps) <= FEW_POINTS
-    ax.plot(steps / unit, mean, color=c, label=label, gid=f"{runs[0].arch}-{runs[0].depth}:{curve}",
-            **({"marker": "o", "markersize": 3.5} if few else {}), **style)
+    ax.plot(
+        steps / unit,
+        mean,
+        color=c,
+        label=label,
+        gid=f"{runs[0].arch}-{runs[0].depth}:{curve}",
+        **({"marker": "o", "markersize": 3.5} if few else {}),
+        **style,
+    )
     if len(runs) > 1:
         ax.fill_between(steps / unit, low, high, color=c, alpha=0.15, linewidth=0)
     for run in runs:
@@ -118,8 +142,10 @@ def above_axis(runs: list[Run], ylim) -> float | None:
 
 def style_key(ax, test_subset: str | None) -> list:
     """Legend entries that say which line is which error, as the paper's caption does."""
-    return [Line2D([], [], color="0.4", label="training error", **TRAIN_STYLE),
-            Line2D([], [], color="0.4", label=test_label(test_subset), **TEST_STYLE)]
+    return [
+        Line2D([], [], color="0.4", label="training error", **TRAIN_STYLE),
+        Line2D([], [], color="0.4", label=test_label(test_subset), **TEST_STYLE),
+    ]
 
 
 def test_label(test_subset: str | None) -> str:
@@ -161,7 +187,12 @@ def figure6(sweep: Sweep, ylim="paper"):
         ax.set_title(f"{TITLES[arch]} nets" if arch == "plain" else "ResNets")
         finish_axes(ax, xlabel, last, unit, axis)
         handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-        ax.legend(handles=handles + style_key(ax, sweep.test_subset()), loc="best", fontsize=7, ncol=2 if len(handles) > 3 else 1)
+        ax.legend(
+            handles=handles + style_key(ax, sweep.test_subset()),
+            loc="best",
+            fontsize=7,
+            ncol=2 if len(handles) > 3 else 1,
+        )
         notes = off_axis + ([axis_note] if axis_note and arch == "plain" else [])
         if notes:
             below_axes(ax, notes, "off-axis" if off_axis else "axis-note")
@@ -198,8 +229,12 @@ def figure7(sweep: Sweep):
     """Std of layer responses: layers in their original order (top) and sorted by magnitude (bottom), for the
     paper's nets (plain-20/56, ResNet-20/56/110) or, if the sweep has none of them, for its own; None if no run
     has measured them."""
-    measured = [(arch, depth) for arch in ("plain", "resnet") for depth in sweep.depths(arch)
-                if any(r.responses for r in sweep.select(arch, depth))]
+    measured = [
+        (arch, depth)
+        for arch in ("plain", "resnet")
+        for depth in sweep.depths(arch)
+        if any(r.responses for r in sweep.select(arch, depth))
+    ]
     if not measured:
         return None
     nets = [net for net in FIG7_NETS if net in measured] or measured  # the paper's nets, else the sweep's own
@@ -210,8 +245,15 @@ def figure7(sweep: Sweep):
             continue
         stds = np.mean(np.array(measured), axis=0)  # mean over seeds
         layers = np.arange(1, len(stds) + 1)
-        style = dict(color=color(depth), linestyle="--" if arch == "plain" else "-", linewidth=1.2,
-                     marker=".", markersize=3, label=f"{TITLES[arch]}-{depth}", gid=f"{arch}-{depth}")
+        style = dict(
+            color=color(depth),
+            linestyle="--" if arch == "plain" else "-",
+            linewidth=1.2,
+            marker=".",
+            markersize=3,
+            label=f"{TITLES[arch]}-{depth}",
+            gid=f"{arch}-{depth}",
+        )
         top.plot(layers, stds, **style)
         bottom.plot(layers, np.sort(stds)[::-1], **style)
     top.set_xlabel("layer index (original)")
@@ -245,22 +287,26 @@ def table6(sweep: Sweep) -> list[dict]:
             runs = sweep.select(arch, depth)
             test = np.array([e for e in map(reported_test_err, runs) if e is not None], dtype=float)
             train = np.array([r.final_train_err for r in runs if r.final_train_err is not None], dtype=float)
-            rows.append({
-                "arch": arch,
-                "depth": depth,
-                "params": runs[0].params,
-                "seeds": len(test),
-                "test_err_mean": float(test.mean()) if len(test) else None,
-                "test_err_std": float(test.std(ddof=1)) if len(test) > 1 else None,
-                "test_err_best": float(test.min()) if len(test) else None,
-                "train_err_mean": float(train.mean()) if len(train) else None,
-                "diverged": sum(r.diverged_at is not None for r in runs),
-                "paper_test_err": PAPER_RESNET_TEST_ERR.get(depth) if arch == "resnet" else None,
-            })
+            rows.append(
+                {
+                    "arch": arch,
+                    "depth": depth,
+                    "params": runs[0].params,
+                    "seeds": len(test),
+                    "test_err_mean": float(test.mean()) if len(test) else None,
+                    "test_err_std": float(test.std(ddof=1)) if len(test) > 1 else None,
+                    "test_err_best": float(test.min()) if len(test) else None,
+                    "train_err_mean": float(train.mean()) if len(train) else None,
+                    "diverged": sum(r.diverged_at is not None for r in runs),
+                    "paper_test_err": PAPER_RESNET_TEST_ERR.get(depth) if arch == "resnet" else None,
+                }
+            )
     return rows
 
 
-def degradation_gap(rows: list[dict], shallow: int = 20, deep: int = 56, error: str = "test") -> dict[str, float | None]:
+def degradation_gap(
+    rows: list[dict], shallow: int = 20, deep: int = 56, error: str = "test"
+) -> dict[str, float | None]:
     """deep minus shallow mean final error ('train' or 'test'), per arch: > 0 means the deeper net is worse.
     The degradation problem is a training error gap; the test gap is what a reader compares with the paper."""
     mean = {(r["arch"], r["depth"]): r[f"{error}_err_mean"] for r in rows}
@@ -283,15 +329,24 @@ def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        spread = f"{number(r['test_err_mean'])} ± {number(r['test_err_std'])}" if r["test_err_std"] is not None else number(r["test_err_mean"])
+        spread = (
+            f"{number(r['test_err_mean'])} ± {number(r['test_err_std'])}"
+            if r["test_err_std"] is not None
+            else number(r["test_err_mean"])
+        )
         name = f"{TITLES[r['arch']]}-{r['depth']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
         params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "–"
-        lines.append(f"| {name} | {params} | {r['seeds']} | {spread} | {number(r['test_err_best'])} | "
-                     f"{number(r['train_err_mean'])} | {number(r['paper_test_err'])} |")
+        lines.append(
+            f"| {name} | {params} | {r['seeds']} | {spread} | {number(r['test_err_best'])} | "
+            f"{number(r['train_err_mean'])} | {number(r['paper_test_err'])} |"
+        )
     train, test = degradation_gap(rows, error="train"), degradation_gap(rows, error="test")
-    lines += ["", "Degradation gap, 56-layer minus 20-layer final error, in points (the paper: plain > 0, ResNet < 0):",
-              f"training error: plain {number(train['plain'])}, ResNet {number(train['resnet'])}; "
-              f"test error: plain {number(test['plain'])}, ResNet {number(test['resnet'])}."]
+    lines += [
+        "",
+        "Degradation gap, 56-layer minus 20-layer final error, in points (the paper: plain > 0, ResNet < 0):",
+        f"training error: plain {number(train['plain'])}, ResNet {number(train['resnet'])}; "
+        f"test error: plain {number(test['plain'])}, ResNet {number(test['resnet'])}.",
+    ]
     if sweep.missing:
         lines += ["", f"Missing or unfinished runs: {', '.join(sweep.missing)}."]
     if sweep.environment_note():
@@ -323,7 +378,9 @@ def write_all(sweep: Sweep, out: Path, ylim="paper") -> tuple[list[Path], list[s
     written, warnings = save(figure6(sweep, ylim), out, "fig6"), []
     fig1 = figure1(sweep)
     if fig1 is None:
-        warnings.append("Figure 1 not drawn: the sweep has no plain-20 or plain-56 (e.g. make sweep-cifar DEPTHS=20,56)")
+        warnings.append(
+            "Figure 1 not drawn: the sweep has no plain-20 or plain-56 (e.g. make sweep-cifar DEPTHS=20,56)"
+        )
     else:
         written += save(fig1, out, "fig1")
     fig7 = figure7(sweep)
@@ -346,8 +403,9 @@ def claim_output(out: Path, source: str) -> None:
     where = lambda text: text if text.startswith("wandb:") else str((out / text).resolve())  # noqa: E731
     recorded = marker.read_text().strip() if marker.is_file() else None
     if recorded is not None and where(recorded) != where(source):
-        raise FileExistsError(f"{out}/ holds the figures of {where(recorded)}, not {where(source)}: "
-                              "pass --out to write them elsewhere")
+        raise FileExistsError(
+            f"{out}/ holds the figures of {where(recorded)}, not {where(source)}: pass --out to write them elsewhere"
+        )
     out.mkdir(parents=True, exist_ok=True)
     marker.write_text(source + "\n")
 
@@ -390,9 +448,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep", type=existing_folder, help="a sweep folder (default: the latest under --runs)")
     parser.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
     parser.add_argument("--out", help="output folder (default: figures/<sweep name>)")
-    parser.add_argument("--ylim", type=parse_ylim, default="paper",
-                        help="Figure 6 error axis: paper (0-20 %% when every net ends inside it, else fitted; the "
-                             "default), auto (fitted to the data) or low,high")
+    parser.add_argument(
+        "--ylim",
+        type=parse_ylim,
+        default="paper",
+        help="Figure 6 error axis: paper (0-20 %% when every net ends inside it, else fitted; the "
+        "default), auto (fitted to the data) or low,high",
+    )
     parser.add_argument("--source", choices=("runs", "wandb"), default="runs", help="run directories or W&B")
     parser.add_argument("--project", default="degradation", help="W&B project (with --source wandb)")
     parser.add_argument("--entity", help="W&B entity (with --source wandb; default: yours)")
@@ -408,8 +470,11 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as error:
         exit_with(error)
     out = Path(args.out) if args.out else Path("figures") / sweep.name
-    source = (f"wandb:{args.project}/{args.group}" if args.source == "wandb"
-              else os.path.relpath(sweep_path(args).resolve(), out.resolve()))
+    source = (
+        f"wandb:{args.project}/{args.group}"
+        if args.source == "wandb"
+        else os.path.relpath(sweep_path(args).resolve(), out.resolve())
+    )
     try:
         claim_output(out, source)
     except FileExistsError as error:

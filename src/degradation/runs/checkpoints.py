@@ -30,7 +30,9 @@ class SavedNetwork(NamedTuple):
 def saved_network(path: Path) -> SavedNetwork:
     """The network of a training checkpoint (the module holds it as `net`, its hyper-parameters as `net`)."""
     saved = load(path)
-    weights = {name.removeprefix("net."): value for name, value in saved["state_dict"].items() if name.startswith("net.")}
+    weights = {
+        name.removeprefix("net."): value for name, value in saved["state_dict"].items() if name.startswith("net.")
+    }
     return SavedNetwork(saved["hyper_parameters"]["net"], weights, saved["global_step"])
 
 
@@ -54,5 +56,7 @@ def readable_checkpoint(last: Path) -> tuple[Path, int] | None:
         except Exception as error:  # truncated zip, bad pickle, missing keys: all mean unreadable
             corrupt = path.with_name(path.name + ".corrupt")
             os.replace(path, corrupt)
-            log.warning("%s is unreadable (%s: %s); moved to %s", path, type(error).__name__, str(error)[:120], corrupt.name)
+            log.warning(
+                "%s is unreadable (%s: %s); moved to %s", path, type(error).__name__, str(error)[:120], corrupt.name
+            )
     return None

@@ -30,8 +30,11 @@ def environment_record(lock_file: Path = LOCK_FILE) -> dict:
 
 def differing(locked: dict[str, str], installed: dict[str, str]) -> list[str]:
     """One entry per package whose installed version is not the lock's: `torch 2.15.0 (lock 2.14.1)`."""
-    return [f"{name} {installed.get(name, 'not installed')} (lock {version})"
-            for name, version in sorted(locked.items()) if installed.get(name) != version]
+    return [
+        f"{name} {installed.get(name, 'not installed')} (lock {version})"
+        for name, version in sorted(locked.items())
+        if installed.get(name) != version
+    ]
 
 
 def installed_versions() -> dict[str, str]:

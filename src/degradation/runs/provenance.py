@@ -60,6 +60,8 @@ def slurm_job() -> dict[str, str] | None:
     if os.environ.get("SUBMITIT_FOLDER"):
         from submitit.core.utils import JobPaths
 
-        paths = JobPaths(os.environ["SUBMITIT_FOLDER"], job_id=job["job_id"], task_id=int(os.environ.get("SLURM_PROCID", 0)))
+        paths = JobPaths(
+            os.environ["SUBMITIT_FOLDER"], job_id=job["job_id"], task_id=int(os.environ.get("SLURM_PROCID", 0))
+        )
         job["log"] = str(paths.stderr)
     return job

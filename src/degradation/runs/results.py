@@ -97,13 +97,19 @@ class Sweep:
         groups: dict[str, list[str]] = {}
         for run in self.runs:
             record = run.summary.get("environment")
-            said = (f"{record['state']} (uv.lock {record['lock'] or 'absent'})" if record
-                    else "not recorded (trained before runs recorded it)")
+            said = (
+                f"{record['state']} (uv.lock {record['lock'] or 'absent'})"
+                if record
+                else "not recorded (trained before runs recorded it)"
+            )
             groups.setdefault(said, []).append(run.key)
         if len(groups) == 1 and (next(iter(groups)).startswith(("locked", "not recorded"))):
             return None
-        parts = [f"{len(keys)} run{'s' if len(keys) > 1 else ''} {said}" + ("" if said.startswith("locked")
-                 else f": {', '.join(sorted(keys))}") for said, keys in sorted(groups.items(), key=lambda g: -len(g[1]))]
+        parts = [
+            f"{len(keys)} run{'s' if len(keys) > 1 else ''} {said}"
+            + ("" if said.startswith("locked") else f": {', '.join(sorted(keys))}")
+            for said, keys in sorted(groups.items(), key=lambda g: -len(g[1]))
+        ]
         if len(groups) == 1:
             return f"Every run was trained outside uv.lock's tested set: {parts[0]}."
         return f"These runs come from {len(groups)} environments: {'; '.join(parts)}."
@@ -122,8 +128,11 @@ def read_curves(run_dir: RunDir) -> dict[str, Curve]:
     curves = {}
     for name in ("train_err", "test_err", "val_err"):
         pairs = [(row["step"], float(row[name])) for row in rows if row.get(name) is not None]
-        curves[name] = (Curve(np.array([s for s, _ in pairs], dtype=int), np.array([v for _, v in pairs]))
-                        if pairs else Curve.empty())
+        curves[name] = (
+            Curve(np.array([s for s, _ in pairs], dtype=int), np.array([v for _, v in pairs]))
+            if pairs
+            else Curve.empty()
+        )
     return curves
 
 
@@ -164,8 +173,12 @@ def expected_runs(sweep_dir: Path) -> list[str]:
         preset = model_preset(model)  # conf/model/<model>.yaml: its family, depth and arch
         residuals = [r.lower() == "true" for r in values("model.residual")] or [preset["residual"]]
         depths = [int(d) for d in values("model.depth") if d.isdigit()] or [preset["depth"]]
-        runs += [run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed))
-                 for residual in residuals for depth in depths for seed in values("seed", "0")]
+        runs += [
+            run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed))
+            for residual in residuals
+            for depth in depths
+            for seed in values("seed", "0")
+        ]
     return runs
 
 

@@ -33,7 +33,9 @@ CONFIG_FILE = "config.yaml"
 RESPONSES_FILE = "responses.json"
 GRADIENTS_FILE = "gradients.csv"
 GRADIENT_COLUMNS = ("step", "layer", "grad_norm", "weight_norm")
-ANALYSIS_FILES = {name: f"{name}.json" for name in ("gradients", "shattering", "lesion", "landscape")}  # degradation.analyze
+ANALYSIS_FILES = {
+    name: f"{name}.json" for name in ("gradients", "shattering", "lesion", "landscape")
+}  # degradation.analyze
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 PREVIOUS_CHECKPOINT = "previous.ckpt"
@@ -177,8 +179,10 @@ class RunDir:
     def read_gradients(self) -> list[dict]:
         """Rows of gradients.csv (layer names as text, numbers parsed); [] if the run has not recorded them."""
         lines = whole_lines(self.gradients_path)
-        return [{key: value if key == "layer" else parse_number(value) for key, value in row.items()}
-                for row in csv.DictReader(lines)]
+        return [
+            {key: value if key == "layer" else parse_number(value) for key, value in row.items()}
+            for row in csv.DictReader(lines)
+        ]
 
     def drop_gradients_after(self, step: int) -> None:
         """Forgets gradient rows recorded after `step` (a resumed run records them again)."""

@@ -220,8 +220,10 @@ def open_run(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict) -
             log.warning("W&B failed (%s); this run logs to metrics.csv only", one_line(error, with_type=True))
             finish_quietly()
             return WandbRun()
-        log.warning("W&B online failed (%s); logging offline instead: `make wandb-sync` uploads it later",
-                    one_line(error, with_type=True))
+        log.warning(
+            "W&B online failed (%s); logging offline instead: `make wandb-sync` uploads it later",
+            one_line(error, with_type=True),
+        )
         finish_quietly()
     offline = cfg.copy()
     offline.logger.wandb.mode = "offline"

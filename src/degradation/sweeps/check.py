@@ -44,8 +44,10 @@ def check_launcher(config: DictConfig) -> None:
     target = str(OmegaConf.select(config, "hydra.launcher._target_") or "")
     program = next((program for name, program in LAUNCHER_PROGRAMS.items() if target.endswith(name)), None)
     if program and shutil.which(program) is None:
-        raise UserError(f"this launcher submits jobs with {program}, which is not on this machine's PATH "
-                        "(launcher=local or launcher=joblib run here)")
+        raise UserError(
+            f"this launcher submits jobs with {program}, which is not on this machine's PATH "
+            "(launcher=local or launcher=joblib run here)"
+        )
 
 
 def check_data(cfg: DictConfig, dry_run: bool) -> str | None:
@@ -74,8 +76,10 @@ def plan_sweep(config: DictConfig) -> tuple[list[tuple[str, RunDir, str]], list[
         except UserError as error:
             raise UserError(f"job #{number} ({name}): {error}") from None
         if run_dir.path in directories:
-            raise UserError(f"jobs #{directories[run_dir.path]} and #{number} ({name}) would both write {run_dir.path}: "
-                            "vary only what names run directories (model, model.depth, seed), or use name=")
+            raise UserError(
+                f"jobs #{directories[run_dir.path]} and #{number} ({name}) would both write {run_dir.path}: "
+                "vary only what names run directories (model, model.depth, seed), or use name="
+            )
         directories[run_dir.path] = number
         plan.append((name, run_dir, action))
     return plan, [note for note in data_checked.values() if note]
@@ -86,7 +90,9 @@ def describe(plan, notes, sweep_dir: Path) -> str:
     lines = [f"{action:<20} {run_dir.path}" for _, run_dir, action in plan]
     counts = Counter(action.split(" ")[0] for _, _, action in plan)
     lines += notes
-    lines.append(f"dry run: {len(plan)} jobs: {counts['train']} to train, {counts['resume']} to resume, "
-                 f"{counts['skip']} to skip, {counts['elsewhere']} being trained elsewhere; "
-                 f"runs in {sweep_dir}/, figures with `make figures SWEEP={sweep_dir}`. Nothing was written.")
+    lines.append(
+        f"dry run: {len(plan)} jobs: {counts['train']} to train, {counts['resume']} to resume, "
+        f"{counts['skip']} to skip, {counts['elsewhere']} being trained elsewhere; "
+        f"runs in {sweep_dir}/, figures with `make figures SWEEP={sweep_dir}`. Nothing was written."
+    )
     return "\n".join(lines)

@@ -40,8 +40,13 @@ def listed_gpus() -> list[dict[str, str]] | None:
     """The physical GPUs as nvidia-smi lists them (index, uuid, name, mig); None when it cannot say."""
     fields = ("index", "uuid", "name", "mig")
     try:
-        listed = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,name,mig.mode.current", "--format=csv,noheader"],
-                                check=True, capture_output=True, text=True, timeout=30).stdout
+        listed = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,uuid,name,mig.mode.current", "--format=csv,noheader"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     rows = [[value.strip() for value in line.split(",")] for line in listed.splitlines() if line.strip()]
@@ -102,9 +107,11 @@ def name_gpus_by_uuid() -> None:
     elif mig_enabled(listed_gpus()):
         raise OSError("MIG is enabled on this node's GPUs (this harness starts no MPS daemon on MIG instances)")
     elif os.environ.get(VISIBLE_ENV, "").replace(",", "").isdigit():
-        raise OSError(f"{VISIBLE_ENV}={os.environ[VISIBLE_ENV]} names GPUs by index and their UUIDs cannot be known "
-                      "(nvidia-smi missing, or GPUs of several kinds without CUDA_DEVICE_ORDER=PCI_BUS_ID): an MPS "
-                      "server would renumber them")
+        raise OSError(
+            f"{VISIBLE_ENV}={os.environ[VISIBLE_ENV]} names GPUs by index and their UUIDs cannot be known "
+            "(nvidia-smi missing, or GPUs of several kinds without CUDA_DEVICE_ORDER=PCI_BUS_ID): an MPS "
+            "server would renumber them"
+        )
 
 
 class MpsDaemon:
@@ -125,8 +132,9 @@ class MpsDaemon:
         for path in self.env().values():
             os.makedirs(path)
         name_gpus_by_uuid()  # the daemon and the jobs started after it
-        subprocess.run([CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, text=True,
-                       timeout=30)
+        subprocess.run(
+            [CONTROL, "-d"], env={**os.environ, **self.env()}, check=True, capture_output=True, text=True, timeout=30
+        )
         os.environ.update(self.env())  # the jobs, started after this, connect to this daemon
         atexit.register(self.stop)  # also when the sweep ends by an exception
 
@@ -135,8 +143,9 @@ class MpsDaemon:
         if self.folder is None:
             return
         try:
-            subprocess.run([CONTROL], input="quit\n", text=True, env={**os.environ, **self.env()}, capture_output=True,
-                           timeout=30)
+            subprocess.run(
+                [CONTROL], input="quit\n", text=True, env={**os.environ, **self.env()}, capture_output=True, timeout=30
+            )
         finally:
             for name, value in self.env().items():
                 if os.environ.get(name) == value:
@@ -177,8 +186,11 @@ class MpsForSweep(Callback):
                 self.daemon.start()
             except (OSError, subprocess.SubprocessError) as error:
                 self.daemon.stop()
-                log.warning("MPS: could not start the daemon (%s); the %d jobs take turns on the GPU",
-                            start_failure(error), config.jobs)
+                log.warning(
+                    "MPS: could not start the daemon (%s); the %d jobs take turns on the GPU",
+                    start_failure(error),
+                    config.jobs,
+                )
                 return
             log.info("MPS: daemon started for %d jobs sharing the GPU (stopped when the sweep ends)", config.jobs)
 

@@ -52,21 +52,36 @@ def launch(launcher, job_overrides, initial_job_idx: int) -> list[JobReturn]:
     returns = [JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED) for overrides in job_overrides]
     todo = [number for number, overrides in enumerate(job_overrides) if needs_a_job(launcher.config, overrides)]
     if len(todo) < len(job_overrides):
-        log.info("%d of %d runs finished or being trained elsewhere: not submitted", len(job_overrides) - len(todo),
-                 len(job_overrides))
+        log.info(
+            "%d of %d runs finished or being trained elsewhere: not submitted",
+            len(job_overrides) - len(todo),
+            len(job_overrides),
+        )
     if not todo:
         return returns
-    job_args = [(list(job_overrides[number]), "hydra.sweep.dir", initial_job_idx + number, f"job_id_for_{number}",
-                 Singleton.get_state()) for number in todo]
+    job_args = [
+        (
+            list(job_overrides[number]),
+            "hydra.sweep.dir",
+            initial_job_idx + number,
+            f"job_id_for_{number}",
+            Singleton.get_state(),
+        )
+        for number in todo
+    ]
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's refusal too: said once, below
             jobs = executor(launcher.params).map_array(launcher, *zip(*job_args))
     except (FailedJobError, subprocess.CalledProcessError, OSError) as refused:
         raise UserError(f"sbatch refused the sweep's jobs: {sbatch_reason(refused)}") from None
     names = [" ".join(filter_overrides(job_overrides[number])) for number in todo]
-    log.info("submitted %d job(s) as SLURM array %s (logs in %s/); following them to their end "
-             "(Ctrl-C stops following, not the jobs)", len(jobs), jobs[0].job_id.split("_")[0],
-             Path(launcher.params["submitit_folder"]).parent)
+    log.info(
+        "submitted %d job(s) as SLURM array %s (logs in %s/); following them to their end "
+        "(Ctrl-C stops following, not the jobs)",
+        len(jobs),
+        jobs[0].job_id.split("_")[0],
+        Path(launcher.params["submitit_folder"]).parent,
+    )
     follow(jobs, names)
     for number, job in zip(todo, jobs):
         returns[number] = job_return(job, job_overrides[number])
@@ -83,25 +98,46 @@ def needs_a_job(config, overrides) -> bool:
 
 def executor(params: dict) -> submitit.AutoExecutor:
     """The executor hydra-submitit-launcher builds, from the same parameters."""
-    built = submitit.AutoExecutor(cluster="slurm", folder=params["submitit_folder"],
-                                  slurm_max_num_timeout=params["max_num_timeout"])
+    built = submitit.AutoExecutor(
+        cluster="slurm", folder=params["submitit_folder"], slurm_max_num_timeout=params["max_num_timeout"]
+    )
     queue_keys = set(OmegaConf.structured(BaseQueueConf).keys())
-    built.update_parameters(**{key if key in queue_keys else f"slurm_{key}": value
-                               for key, value in params.items() if key not in EXECUTOR_KEYS})
+    built.update_parameters(
+        **{
+            key if key in queue_keys else f"slurm_{key}": value
+            for key, value in params.items()
+            if key not in EXECUTOR_KEYS
+        }
+    )
     return built
 
 
 def sbatch_reason(refused: Exception) -> str:
     lines = [line.strip() for line in str(refused).splitlines() if line.strip()]
     reason = next((line for line in lines if "error" in line.lower()), lines[0] if lines else type(refused).__name__)
-    hint = (" (a cluster without GPUs as generic resources: hydra.launcher.gpus_per_node=0)"
-            if "gres" in reason.lower() else "")
+    hint = (
+        " (a cluster without GPUs as generic resources: hydra.launcher.gpus_per_node=0)"
+        if "gres" in reason.lower()
+        else ""
+    )
     return reason.removeprefix("sbatch: error: ") + hint
 
 
 # SLURM's states of a job that has not ended: a requeued job is PENDING (or REQUEUED) again, whatever it left behind.
-NOT_ENDED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED",
-             "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+NOT_ENDED = {
+    "PENDING",
+    "REQUEUED",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "CONFIGURING",
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "STOPPED",
+}
 
 
 def follow(jobs: list, names: list[str]) -> None:
@@ -152,8 +188,13 @@ def job_return(job, overrides) -> JobReturn:
     except (UncompletedJobError, FailedJobError):
         returned = JobReturn(overrides=list(overrides), status=JobStatus.FAILED)
     if returned.status != JobStatus.COMPLETED:
-        log.error("SLURM job %s (%s) ended %s without a result; its log: %s", job.job_id,
-                  " ".join(filter_overrides(overrides)), job.state, job.paths.stderr)
+        log.error(
+            "SLURM job %s (%s) ended %s without a result; its log: %s",
+            job.job_id,
+            " ".join(filter_overrides(overrides)),
+            job.state,
+            job.paths.stderr,
+        )
         returned.status, returned.return_value = JobStatus.COMPLETED, None
     return returned
 
@@ -163,8 +204,12 @@ def requeue_unless_slurm_does() -> None:
     job_id = submitit.JobEnvironment().job_id
     state = slurm_state(job_id)
     if state != "RUNNING":
-        log.warning("SLURM job %s is %s: SLURM requeues a preempted job itself; a cancelled or timed-out one ends "
-                    "here (rerun the sweep to resume it)", job_id, state or "of unknown state")
+        log.warning(
+            "SLURM job %s is %s: SLURM requeues a preempted job itself; a cancelled or timed-out one ends "
+            "here (rerun the sweep to resume it)",
+            job_id,
+            state or "of unknown state",
+        )
         return
     log.warning("requeueing SLURM job %s: it resumes from this checkpoint when it starts again", job_id)
     signal.raise_signal(getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}"))  # submitit's handler: requeue, exit

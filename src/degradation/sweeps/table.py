@@ -80,4 +80,3 @@ class SweepTable(Callback):
         if failed:
             print(f"{len(failed)} run(s) failed. Rerun the same command to retry them (interrupted runs resume).")
             sys.exit(1)  # a scheduler or script sees that the sweep is not done
-

@@ -24,7 +24,9 @@ from degradation.training.speed import Speed
 
 def section(cfg: DictConfig, name: str, leave_out: tuple[str, ...] = ()) -> dict:
     """A config group as plain keyword arguments, without the keys its consumer does not take."""
-    return {key: value for key, value in OmegaConf.to_container(cfg[name], resolve=True).items() if key not in leave_out}
+    return {
+        key: value for key, value in OmegaConf.to_container(cfg[name], resolve=True).items() if key not in leave_out
+    }
 
 
 def build_datamodule(cfg: DictConfig) -> CifarDataModule:
@@ -51,12 +53,18 @@ def build_speed(cfg: DictConfig) -> Speed:
 
 
 def build_module(cfg: DictConfig, eval_names: list[str]) -> ClassifierModule:
-    return ClassifierModule(network_args(cfg), optimizer_args(cfg), log_every=cfg.trainer.log_every,
-                            eval_names=tuple(eval_names), speed=build_speed(cfg).as_dict())
+    return ClassifierModule(
+        network_args(cfg),
+        optimizer_args(cfg),
+        log_every=cfg.trainer.log_every,
+        eval_names=tuple(eval_names),
+        speed=build_speed(cfg).as_dict(),
+    )
 
 
-def build_trainer(cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule, wandb_logger=None,
-                  callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: RunDir, datamodule: CifarDataModule, wandb_logger=None, callbacks: list[pl.Callback] = ()
+) -> pl.Trainer:
     settings = cfg.trainer
     columns = METRIC_COLUMNS + (VAL_COLUMNS if "val" in datamodule.eval_names else ())
     loggers = [MetricsCsvLogger(run_dir.metrics_writer(columns))] + ([wandb_logger] if wandb_logger else [])

@@ -16,7 +16,11 @@ from degradation.runs.rundir import MetricsWriter, RunDir
 from degradation.training.module import row_due
 
 log = logging.getLogger(__name__)
-PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)  # what SLURM and submitit send ahead of a preemption or time limit
+PREEMPTION_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)  # what SLURM and submitit send ahead of a preemption or time limit
 
 
 class MetricsCsvLogger(Logger):
@@ -107,7 +111,9 @@ class CheckpointOnSignal(pl.Callback):
         if not isinstance(exception, SIGTERMException) or self.signum is None:
             return
         if trainer.validating:  # half an evaluation is no state to resume from
-            log.warning("%s arrived during an evaluation: the rerun resumes from the previous checkpoint", self.signal_name)
+            log.warning(
+                "%s arrived during an evaluation: the rerun resumes from the previous checkpoint", self.signal_name
+            )
             return
         trainer.save_checkpoint(self.path)
 

@@ -22,17 +22,37 @@ from degradation.training.speed import Speed
 OmegaConf.register_new_resolver("plain_or_resnet", lambda residual: "resnet" if residual else "plain", replace=True)
 OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
 
-GROUP_SCHEMAS = {"optim": schema.OptimConfig, "data": schema.DataConfig, "trainer": schema.TrainerConfig,
-                 "logger": schema.LoggerConfig, "speed": Speed}
+GROUP_SCHEMAS = {
+    "optim": schema.OptimConfig,
+    "data": schema.DataConfig,
+    "trainer": schema.TrainerConfig,
+    "logger": schema.LoggerConfig,
+    "speed": Speed,
+}
 # Keys that say where and how a run is executed, not what it computes: a run may be resumed with others.
-RUNTIME_KEYS = ("name", "runs_root", "logger", "data.root", "data.download", "data.eval_batch_size",
-                "trainer.accelerator", "trainer.devices", "trainer.progress_bar", "trainer.spread_gpus",
-                "trainer.record_gradients", "dry_run")
+RUNTIME_KEYS = (
+    "name",
+    "runs_root",
+    "logger",
+    "data.root",
+    "data.download",
+    "data.eval_batch_size",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.progress_bar",
+    "trainer.spread_gpus",
+    "trainer.record_gradients",
+    "dry_run",
+)
 # Keys added after runs were first recorded (or dropped from a family they never applied to), with the
 # value every older run had: a run directory made before is still resumed or skipped by the same command.
 ADDED_KEYS = {
-    "model.family": "cifar", "model.residual_scale": 1.0, "model.stride_in": "3x3", "model.shortcut": "B",
-    "optim.warmup_shape": "constant", "data.test_size": None,
+    "model.family": "cifar",
+    "model.residual_scale": 1.0,
+    "model.stride_in": "3x3",
+    "model.shortcut": "B",
+    "optim.warmup_shape": "constant",
+    "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
 }
 ABSENT = object()
@@ -63,13 +83,17 @@ def check_config(cfg: DictConfig) -> None:
     for group, node in GROUP_SCHEMAS.items():
         schema.check_rules(cfg[group], node, group)
     if cfg.speed.cudnn_benchmark and cfg.trainer.deterministic:
-        raise UserError("speed.cudnn_benchmark must be false when trainer.deterministic=true "
-                        "(benchmarked kernels are not bitwise repeatable), got True")
+        raise UserError(
+            "speed.cudnn_benchmark must be false when trainer.deterministic=true "
+            "(benchmarked kernels are not bitwise repeatable), got True"
+        )
     if "mps" in cfg and not isinstance(cfg.mps, bool):  # launcher=joblib's key (conf/launcher/joblib.yaml)
         raise UserError(f"mps must be true or false, got {cfg.mps!r}")
     if cfg.speed.cuda_graphs and cfg.trainer.precision == "16-mixed":
-        raise UserError("speed.cuda_graphs needs trainer.precision other than 16-mixed (its gradient scaler "
-                        "reads on the host whether gradients are finite, every step): use bf16-mixed")
+        raise UserError(
+            "speed.cuda_graphs needs trainer.precision other than 16-mixed (its gradient scaler "
+            "reads on the host whether gradients are finite, every step): use bf16-mixed"
+        )
 
 
 def warmup_steps(cfg: DictConfig) -> int:

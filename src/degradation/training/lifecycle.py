@@ -43,7 +43,9 @@ def train(cfg: DictConfig, run_dir: RunDir) -> dict:
     try:
         previous = previous_summary(cfg, run_dir)
         if previous is not None and previous["status"] in FINISHED:
-            log.info("%s already %s; nothing to do (choose another name= to train again)", run_dir.path, previous["status"])
+            log.info(
+                "%s already %s; nothing to do (choose another name= to train again)", run_dir.path, previous["status"]
+            )
             return previous
         return train_locked(cfg, run_dir, lock, previous)
     finally:
@@ -103,8 +105,14 @@ def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
 
 
 def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict | None) -> dict:
-    log.info("run directory %s (%s-%d, seed %d, %d steps)", run_dir.path, cfg.model.arch, cfg.model.depth, cfg.seed,
-             cfg.trainer.max_steps)
+    log.info(
+        "run directory %s (%s-%d, seed %d, %d steps)",
+        run_dir.path,
+        cfg.model.arch,
+        cfg.model.depth,
+        cfg.seed,
+        cfg.trainer.max_steps,
+    )
     pl.seed_everything(cfg.seed, workers=False, verbose=False)
     datamodule = build.build_datamodule(cfg)
     datamodule.setup()  # data errors surface here, before anything is trained
@@ -125,7 +133,9 @@ def train_locked(cfg: DictConfig, run_dir: RunDir, lock: RunLock, previous: dict
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=checkpoint)
         summary = finish_summary(summary, run_dir, trainer, COMPLETED)
-        log.info("completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"])
+        log.info(
+            "completed: test error %.2f%%, train error %.2f%%", summary["final_test_err"], summary["final_train_err"]
+        )
     except Diverged as diverged:
         summary = finish_summary(summary, run_dir, trainer, DIVERGED, error=str(diverged))
         log.warning("diverged: %s; the last checkpoint and the metrics before it are kept", diverged)
@@ -148,21 +158,34 @@ def checked_environment() -> dict:
     """This environment against uv.lock, said once in the log when it is not the tested set."""
     record = environment_record()
     if record["state"] != LOCKED:
-        log.warning("this environment is not uv.lock's tested set: %s (`make install` installs the lock); the run "
-                    "goes on and summary.json records it", record["state"])
+        log.warning(
+            "this environment is not uv.lock's tested set: %s (`make install` installs the lock); the run "
+            "goes on and summary.json records it",
+            record["state"],
+        )
     return record
 
 
-def end_preempted(run_dir: RunDir, summary: dict, trainer: pl.Trainer, on_signal: CheckpointOnSignal, wandb_run,
-                  error: BaseException | None = None) -> Preempted:
+def end_preempted(
+    run_dir: RunDir,
+    summary: dict,
+    trainer: pl.Trainer,
+    on_signal: CheckpointOnSignal,
+    wandb_run,
+    error: BaseException | None = None,
+) -> Preempted:
     """Records a run stopped by a preemption signal; the exit that hands it over to its requeue (or a rerun)."""
     stopped = f"stopped by {on_signal.signal_name} at step {trainer.global_step}"
     if error is None:
         stopped += "; checkpoint saved"
     else:
         stopped += f" ({one_line(error, with_type=True)} after the signal); it resumes from its last checkpoint"
-    record_end(run_dir, {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped}, wandb_run,
-               preempted=True)
+    record_end(
+        run_dir,
+        {**summary, "steps": trainer.global_step, "status": INTERRUPTED, "error": stopped},
+        wandb_run,
+        preempted=True,
+    )
     log.warning("%s: run the same command again to resume", stopped)
     return Preempted(on_signal.signum)
 
@@ -182,11 +205,21 @@ def record_failure(cfg: DictConfig, run_dir: RunDir, error: Exception) -> None:
     says it did not finish; another config's run is never touched)."""
     if run_dir.read_summary() is not None:
         return
-    run_dir.write_summary({
-        "arch": cfg.model.arch, "family": cfg.model.family, "depth": cfg.model.depth, "seed": cfg.seed, "steps": 0,
-        "max_steps": cfg.trainer.max_steps, "status": FAILED, "error": one_line(error), "started_at": now(),
-        "slurm": provenance.slurm_job(), "config": OmegaConf.to_container(cfg, resolve=True),
-    })
+    run_dir.write_summary(
+        {
+            "arch": cfg.model.arch,
+            "family": cfg.model.family,
+            "depth": cfg.model.depth,
+            "seed": cfg.seed,
+            "steps": 0,
+            "max_steps": cfg.trainer.max_steps,
+            "status": FAILED,
+            "error": one_line(error),
+            "started_at": now(),
+            "slurm": provenance.slurm_job(),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
+    )
 
 
 def resume_point(run_dir: RunDir) -> str | None:

@@ -121,12 +121,20 @@ class ClassifierModule(pl.LightningModule):
     def on_train_start(self) -> None:
         optimizer = self.optimizers()
         if self.speed.cuda_graphs:
-            self.train_step = WholeStep(self.net, optimizer.optimizer, self.speed, self.train_tally,
-                                        batch_size=self.trainer.datamodule.batch_size, autocast=self.graph_autocast)
+            self.train_step = WholeStep(
+                self.net,
+                optimizer.optimizer,
+                self.speed,
+                self.train_tally,
+                batch_size=self.trainer.datamodule.batch_size,
+                autocast=self.graph_autocast,
+            )
         else:
             # Lightning's optimizer wrapper counts the steps and applies the precision plugin; its
             # autocast is already around training_step, so the step adds none of its own.
-            self.train_step = TrainStep(self.net, optimizer, self.speed, self.train_tally, backward=self.manual_backward)
+            self.train_step = TrainStep(
+                self.net, optimizer, self.speed, self.train_tally, backward=self.manual_backward
+            )
 
     def graph_autocast(self):
         """Mixed precision inside a captured graph: Lightning's autocast caches casts, which a graph must not."""
@@ -154,16 +162,26 @@ class ClassifierModule(pl.LightningModule):
 
     def configure_optimizers(self):
         optim = self.hparams.optim
-        return self.speed.optimizer(self.net.parameters(), lr=self.schedule.base_lr, momentum=optim["momentum"],
-                                    weight_decay=optim["weight_decay"], nesterov=optim["nesterov"])
+        return self.speed.optimizer(
+            self.net.parameters(),
+            lr=self.schedule.base_lr,
+            momentum=optim["momentum"],
+            weight_decay=optim["weight_decay"],
+            nesterov=optim["nesterov"],
+        )
 
     # --- evaluation -------------------------------------------------------------------------
 
     def on_validation_epoch_start(self) -> None:
         self.eval_tallies = [Tally() for _ in self.eval_names]
         if self.eval_forward is None:
-            self.eval_forward = EvalForward(self.net, self.speed.layout, self.trainer.datamodule.eval_batch_size,
-                                            graph=self.speed.cuda_graphs, autocast=self.graph_autocast)
+            self.eval_forward = EvalForward(
+                self.net,
+                self.speed.layout,
+                self.trainer.datamodule.eval_batch_size,
+                graph=self.speed.cuda_graphs,
+                autocast=self.graph_autocast,
+            )
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
         images, labels = batch

@@ -73,10 +73,16 @@ def run_precision(asked: str, device: torch.device) -> str:
     if asked == AUTO:
         chosen = "bf16-mixed" if has_fast_bf16(device) else "32-true"
         if chosen == "32-true":
-            log.warning("trainer.precision=auto: %s has no bf16 units (%s), so this run stays fp32 (32-true)",
-                        device.type, "AMX or AVX-512 BF16" if device.type == "cpu" else "bf16 tensor cores")
+            log.warning(
+                "trainer.precision=auto: %s has no bf16 units (%s), so this run stays fp32 (32-true)",
+                device.type,
+                "AMX or AVX-512 BF16" if device.type == "cpu" else "bf16 tensor cores",
+            )
         return chosen
     if asked.startswith("bf16") and device.type == "cpu" and cpu_bf16_units() == "none":
-        log.warning("trainer.precision=%s: this CPU has no bf16 units (AMX or AVX-512 BF16) and emulates bf16, "
-                    "much slower than fp32; trainer.precision=auto picks bf16 only where it is fast", asked)
+        log.warning(
+            "trainer.precision=%s: this CPU has no bf16 units (AMX or AVX-512 BF16) and emulates bf16, "
+            "much slower than fp32; trainer.precision=auto picks bf16 only where it is fast",
+            asked,
+        )
     return asked

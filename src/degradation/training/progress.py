@@ -67,8 +67,11 @@ class Progress(pl.Callback):
         self.wall_time_s = time.perf_counter() - self.started
         self.last_step = trainer.global_step
         if not self.bar:
-            log.info("step %d: measuring Figure 7's layer responses on the test set%s", trainer.global_step,
-                     self.expected(self.mean_eval_s()))
+            log.info(
+                "step %d: measuring Figure 7's layer responses on the test set%s",
+                trainer.global_step,
+                self.expected(self.mean_eval_s()),
+            )
 
     @property
     def images_per_s(self) -> float | None:
@@ -95,8 +98,15 @@ class Progress(pl.Callback):
         if self.bar:
             return  # the bar shows it (Bar)
         errors = " | ".join(f"{name} {value:.2f}%" for name, value in pl_module.latest_errors.items())
-        log.info("step %d/%d (%.0f%%) | %.0f img/s | %s | eta %s", step, trainer.max_steps, 100 * step / trainer.max_steps,
-                 steps_per_s * self.batch_size, errors or "-", self.eta(trainer, step, steps_per_s))
+        log.info(
+            "step %d/%d (%.0f%%) | %.0f img/s | %s | eta %s",
+            step,
+            trainer.max_steps,
+            100 * step / trainer.max_steps,
+            steps_per_s * self.batch_size,
+            errors or "-",
+            self.eta(trainer, step, steps_per_s),
+        )
 
     def eta(self, trainer, step: int, steps_per_s: float) -> str:
         """Training steps left at the measured rate, plus the evaluations left (and the responses' test pass)

@@ -18,13 +18,19 @@ AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # L
 
 @dataclass
 class Speed:
-    channels_last: bool = False    # NHWC memory layout for images and conv weights (tensor-core friendly on GPUs)
-    compile: bool = False          # torch.compile the network (forward and backward; the optimizer step stays eager)
-    cuda_graphs: bool = False      # the whole step (forward, backward, SGD) and the eval forward as CUDA graphs, captured once (whole_step.py); off CUDA the same static-shape step runs without graphs, with a warning
-    fused_sgd: bool = False        # one fused kernel for the SGD update of all parameters (cuda_graphs' whole step always uses it)
+    channels_last: bool = False  # NHWC memory layout for images and conv weights (tensor-core friendly on GPUs)
+    compile: bool = False  # torch.compile the network (forward and backward; the optimizer step stays eager)
+    cuda_graphs: bool = False  # the whole step (forward, backward, SGD) and the eval forward as CUDA graphs, captured once (whole_step.py); off CUDA the same static-shape step runs without graphs, with a warning
+    fused_sgd: bool = (
+        False  # one fused kernel for the SGD update of all parameters (cuda_graphs' whole step always uses it)
+    )
     cudnn_benchmark: bool = False  # let cuDNN time its conv algorithms on the first batches (no effect on CPU)
-    tf32: bool = False             # false: IEEE fp32 convolutions and matmuls, as in the paper; true: TensorFloat-32 on Ampere/Hopper GPUs
-    sync_every_step: bool = False  # true: read the loss to the host after every step, as common loops do (slower; kept to measure it)
+    tf32: bool = (
+        False  # false: IEEE fp32 convolutions and matmuls, as in the paper; true: TensorFloat-32 on Ampere/Hopper GPUs
+    )
+    sync_every_step: bool = (
+        False  # true: read the loss to the host after every step, as common loops do (slower; kept to measure it)
+    )
 
     @classmethod
     def of(cls, switches: dict | None) -> "Speed":
@@ -52,13 +58,22 @@ class Speed:
 
     def optimizer(self, parameters, lr: float, momentum: float, weight_decay: float, nesterov: bool) -> torch.optim.SGD:
         """The paper's SGD; the one place an optimizer is made (training, the bench's loops)."""
-        return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-                               fused=self.fused_sgd or None)
+        return torch.optim.SGD(
+            parameters,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            fused=self.fused_sgd or None,
+        )
 
 
 SWITCHES = tuple(spec.name for spec in fields(Speed))
-CUDA_ONLY = {"cuda_graphs": "CUDA graphs need a CUDA device", "cudnn_benchmark": "cuDNN is CUDA only",
-             "tf32": "TF32 runs on CUDA tensor cores only"}
+CUDA_ONLY = {
+    "cuda_graphs": "CUDA graphs need a CUDA device",
+    "cudnn_benchmark": "cuDNN is CUDA only",
+    "tf32": "TF32 runs on CUDA tensor cores only",
+}
 
 
 def autocast(device: torch.device, precision: str, cache_enabled: bool = True):

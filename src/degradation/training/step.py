@@ -61,8 +61,9 @@ class TrainStep:
     """net and optimizer as built from the config; `backward` and `autocast` are where a framework
     adds its own (Lightning: manual_backward and its precision plugin's autocast)."""
 
-    def __init__(self, net: nn.Module, optimizer, speed: Speed, tally: Tally | None = None,
-                 backward=None, autocast=nullcontext):
+    def __init__(
+        self, net: nn.Module, optimizer, speed: Speed, tally: Tally | None = None, backward=None, autocast=nullcontext
+    ):
         self.net, self.optimizer, self.speed = net, optimizer, speed
         self.tally = tally if tally is not None else Tally()
         self.backward = backward or (lambda loss: loss.backward())

@@ -20,8 +20,9 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def start_summary(cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, config: dict, wandb_run,
-                  environment: dict) -> dict:
+def start_summary(
+    cfg: DictConfig, net, trainer: pl.Trainer, resumed: bool, config: dict, wandb_run, environment: dict
+) -> dict:
     residual_twin = build_net(**{**network_args(cfg), "residual": True})
     return {
         "arch": cfg.model.arch,

@@ -68,15 +68,17 @@ class WholeStep(TrainStep):
     without a host sync. `autocast` must not cache casts (a graph would keep stale weight copies).
     """
 
-    def __init__(self, net: nn.Module, optimizer: torch.optim.SGD, speed, tally, batch_size: int,
-                 autocast=nullcontext):
+    def __init__(self, net: nn.Module, optimizer: torch.optim.SGD, speed, tally, batch_size: int, autocast=nullcontext):
         super().__init__(net, optimizer, speed, tally, autocast=autocast)
         self.batch_size = batch_size
         self.device = next(net.parameters()).device  # built when training starts: the network is on its device
         self.use_graph = self.device.type == "cuda"
         if not self.use_graph:
-            log.warning("speed.cuda_graphs needs a CUDA device; on %s the whole step runs on its static "
-                        "buffers without a graph", self.device.type)
+            log.warning(
+                "speed.cuda_graphs needs a CUDA device; on %s the whole step runs on its static "
+                "buffers without a graph",
+                self.device.type,
+            )
         self.lr = torch.zeros((), device=self.device)
         for group in optimizer.param_groups:  # however the optimizer was made (the bench's bare loop: unfused)
             group.update(lr=self.lr, fused=True, foreach=False)
@@ -125,8 +127,13 @@ class WholeStep(TrainStep):
         self.graph.replay()
         torch.cuda.synchronize(self.device)
         self.capture_s = time.perf_counter() - capture_started
-        log.info("whole step captured as one CUDA graph: %d eager warm-up steps %.1f s (compilation included), "
-                 "capture %.1f s", self.warm_up_steps, self.warmup_s, self.capture_s)
+        log.info(
+            "whole step captured as one CUDA graph: %d eager warm-up steps %.1f s (compilation included), "
+            "capture %.1f s",
+            self.warm_up_steps,
+            self.warmup_s,
+            self.capture_s,
+        )
         return self.loss
 
 
