@@ -29,7 +29,7 @@ ANALYSIS_ARGS ?=
 BENCH_ARGS ?=
 OFFLINE_WANDB_RUNS = $(wildcard runs/*/*/seed=*/wandb/offline-run-*)
 
-.PHONY: help install install-unlocked lock test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures analyze bench wandb-sync clean-runs
+.PHONY: help install install-unlocked lock lint format test test-slow test-gpu mutants train sweep-cifar sweep-resnets sweep-quick sweep-cpu figures analyze bench wandb-sync clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,14 @@ lock: ## move every version in uv.lock to the newest release (then test it: docs
 $(INSTALLED): pyproject.toml uv.lock
 	@tools/environment.sh install "$(ENV_DIR)" $(if $(ACTIVE_ENV),active)
 	@touch $@
+
+lint: $(INSTALLED) ## ruff's rules and format on src/ and tests/ (pyproject.toml [tool.ruff]); CI runs it
+	$(VENV_BIN)ruff check src tests
+	$(VENV_BIN)ruff format --check src tests
+
+format: $(INSTALLED) ## fix what ruff can fix and format src/ and tests/ (then `make lint` says what is left)
+	$(VENV_BIN)ruff check --fix src tests
+	$(VENV_BIN)ruff format src tests
 
 # Parallel test workers (pytest-xdist), each taking whole files: a file's module fixtures are built once and the
 # SLURM tests run one after another. 2 on this 2-core machine (3 measured slower); TEST_WORKERS=0: one process.

@@ -1308,6 +1308,30 @@ MUTATIONS = [
         "if False:",
         "tests/test_mutants.py::test_a_mutation_whose_code_is_gone_is_stale_and_one_that_breaks_the_syntax_is_broken",
     ),
+    Mutation(
+        "a fixture shared by the parallel test workers is built by each of them (issue 35)",
+        "tests/conftest.py",
+        "built_once",
+        "if not built.exists():",
+        "if True:",
+        "tests/test_house.py::test_a_fixture_shared_by_parallel_workers_is_built_once",
+    ),
+    Mutation(
+        "CI no longer runs the lint (issue 35)",
+        ".ci/run",
+        None,
+        "\nmake lint",
+        "\ntrue",
+        "tests/test_house.py::test_src_and_tests_pass_the_lint_ci_runs_before_the_suite",
+    ),
+    Mutation(
+        "a lint error in the product: an unused import (issue 35)",
+        "src/degradation/errors.py",
+        None,
+        "\nimport argparse\n",
+        "\nimport argparse\nimport json\n",
+        "tests/test_house.py::test_src_and_tests_pass_the_lint_ci_runs_before_the_suite",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -45,7 +45,8 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
         log.warning("skipped: %s", locked)  # a sweep goes on with the runs nobody else is training
     except OSError as error:
         # A full disk or a vanished run directory: say which file, not a traceback.
-        message = f"{error.strerror or error}: {error.filename or run_dir.path}; the run stopped with its last checkpoint intact"
+        where = error.filename or run_dir.path
+        message = f"{error.strerror or error}: {where}; the run stopped with its last checkpoint intact"
         if not in_sweep:
             exit_with(UserError(message), code=1)
         log.error("run failed: %s", message)

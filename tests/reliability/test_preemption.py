@@ -1,5 +1,5 @@
-"""Promise 2: on SIGTERM, SIGUSR1 or SIGUSR2 (what SLURM and submitit send before preemption) a run saves a checkpoint and exits,
-and running it again (submitit's requeue, or by hand) ends exactly as an uninterrupted run."""
+"""Promise 2: on SIGTERM, SIGUSR1 or SIGUSR2 (what SLURM and submitit send before preemption) a run saves a
+checkpoint and exits, and running it again (submitit's requeue, or by hand) ends exactly as an uninterrupted run."""
 
 import signal
 

@@ -9,9 +9,9 @@ For each arch x depth, steady-state time per step (after warm-up steps) of
 paper_run_min is one paper run (64k steps) at the harness's pace, grid_min the runs down to that row
 one after another; harness_ran and bare_ran say which path the timed steps took, from what happened
 (precision, layout, compiled or eager, CUDA graph or not). Each measurement releases the device
-after it, as a run of a sweep does, so each starts as a fresh run would. Then the data loaders alone, each speed switch alone on the first network, and
-several harness runs sharing the device (on a GPU with and without the MPS daemon). Synthetic data
-of CIFAR shape: no dataset needed. Writes a table to the terminal and
+after it, as a run of a sweep does, so each starts as a fresh run would. Then the data loaders alone, each speed
+switch alone on the first network, and several harness runs sharing the device (on a GPU with and without the
+MPS daemon). Synthetic data of CIFAR shape: no dataset needed. Writes a table to the terminal and
 experiments/bench/<device>/bench[-<overrides>].{json,md}.
 """
 
@@ -230,7 +230,8 @@ def add_grid_column(rows: list[dict]) -> None:
 
 
 def loader_images_per_s(train: Split, device: torch.device, batch_size: int) -> dict[str, float]:
-    """The harness's loader over one full epoch (with the epoch's shuffle and augmentation draws), and the reference's."""
+    """The harness's loader over one full epoch (with the epoch's shuffle and augmentation draws), and the
+    reference's."""
     loader = CifarLoader(train.to(device), mean_image(train), batch_size, train=True)
     next(iter(loader))  # first-use costs (allocations, kernels) out of the timing
     loader.load_state_dict({"epoch": 0, "next_batch": len(loader)})  # the next __iter__ starts a fresh epoch

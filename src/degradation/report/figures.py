@@ -3,7 +3,8 @@
     python -m degradation.figures                       # the latest sweep under runs/
     python -m degradation.figures --sweep runs/quick    # a given (possibly partial) sweep
     python -m degradation.figures --source wandb --project degradation --group cifar   # runs on W&B
-Output: figures/<sweep name>/{fig6.png, fig6.pdf, fig1.png, fig1.pdf, fig7.png, fig7.pdf, table6.md, table6.csv, source.txt}
+Output: figures/<sweep name>/{fig6.png, fig6.pdf, fig1.png, fig1.pdf, fig7.png, fig7.pdf, table6.md, table6.csv,
+source.txt}
 (a figure without data is left out with a warning; a folder holding another sweep's figures is refused)
 """
 
@@ -181,7 +182,8 @@ def figure6(sweep: Sweep, ylim="paper"):
             lowest = above_axis(runs, axis)
             if lowest is not None:
                 off_axis.append(f"{TITLES[arch]}-{depth}: test error > {axis[1]:g}% (lowest {lowest:.1f}%), not shown")
-            name = f"{TITLES[arch]}-{depth}"  # in the legend by its test curve, or by its training curve if only that shows
+            # in the legend by its test curve, or by its training curve if only that shows
+            name = f"{TITLES[arch]}-{depth}"
             draw_curve(ax, runs, "train_err", TRAIN_STYLE, name if lowest is not None else None, axis, unit)
             draw_curve(ax, runs, "test_err", TEST_STYLE, None if lowest is not None else name, axis, unit)
         ax.set_title(f"{TITLES[arch]} nets" if arch == "plain" else "ResNets")

@@ -174,7 +174,8 @@ def job_states(array_id: str) -> dict[str, tuple[str, int]]:
 
 
 def job_id_of(fields: dict[str, str]) -> str:
-    """submitit's name of a job that scontrol shows: <array>_<task>, or the job's id (a sweep of one job is no array)."""
+    """submitit's name of a job that scontrol shows: <array>_<task>, or the job's id (a sweep of one job is no
+    array)."""
     if "ArrayTaskId" in fields:
         return f"{fields['ArrayJobId']}_{fields['ArrayTaskId']}"
     return fields["JobId"]

@@ -20,7 +20,9 @@ AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}  # L
 class Speed:
     channels_last: bool = False  # NHWC memory layout for images and conv weights (tensor-core friendly on GPUs)
     compile: bool = False  # torch.compile the network (forward and backward; the optimizer step stays eager)
-    cuda_graphs: bool = False  # the whole step (forward, backward, SGD) and the eval forward as CUDA graphs, captured once (whole_step.py); off CUDA the same static-shape step runs without graphs, with a warning
+    # the whole step (forward, backward, SGD) and the eval forward as CUDA graphs, captured once (whole_step.py);
+    # off CUDA the same static-shape step runs without graphs, with a warning
+    cuda_graphs: bool = False
     fused_sgd: bool = (
         False  # one fused kernel for the SGD update of all parameters (cuda_graphs' whole step always uses it)
     )

@@ -1,5 +1,6 @@
 """Puts faults.py's FAULT into the Python of a SLURM job: the SLURM tests run sweeps with this folder on PYTHONPATH,
-which sbatch passes on to the jobs with the rest of the environment. Outside a job (the sweep itself) it does nothing."""
+which sbatch passes on to the jobs with the rest of the environment. Outside a job (the sweep itself) it does
+nothing."""
 
 import os
 import sys
