@@ -1,2 +1,1 @@
-"""How fast the harness trains: its path against a common reproduction loop and the bare graphed step (measure),
-and those two loops (loops)."""
+"""How fast the harness trains, against a common reproduction loop and the bare graphed step (measure, loops)."""

@@ -1,2 +1,1 @@
-"""CIFAR-10 as the paper uses it: the official files read and checked, held on the training device, augmented there
-(cifar10)."""
+"""CIFAR-10 as the paper uses it: official files read and checked, held and augmented on the device (cifar10)."""

@@ -1,2 +1,1 @@
-"""The networks: the paper's CIFAR nets (cifar), ImageNet-style ResNets for CIFAR (imagenet), and the registry that
-builds either from a config (registry)."""
+"""The networks: the paper's CIFAR nets (cifar), ImageNet-style ResNets (imagenet), built from a config (registry)."""

@@ -1,2 +1,1 @@
-"""What a sweep looks like in a paper, from its run directories and without torch: Figures 6, 1 and 7 and Table 6
-(figures)."""
+"""A sweep as a paper shows it, from run directories, without torch: Figures 6, 1, 7 and Table 6 (figures)."""

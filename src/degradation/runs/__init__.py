@@ -1,2 +1,1 @@
-"""A run on disk: the run directory (the contract), its lock, its checkpoints, where its numbers came from, its W&B
-record, and a sweep of runs read back as data."""
+"""A run on disk: its directory (the contract), lock, checkpoints, provenance, W&B record; a sweep read back as data."""

@@ -1,2 +1,1 @@
-"""Training one run: the paper protocol as a Lightning module, the step and its speed switches, the experiment
-config, the trainer and its callbacks, and a run's life from lock to summary (lifecycle)."""
+"""Training one run: the paper's protocol as a Lightning module, its step, config, trainer, and life (lifecycle)."""
