@@ -1332,6 +1332,22 @@ MUTATIONS = [
         "\nimport argparse\nimport json\n",
         "tests/test_house.py::test_src_and_tests_pass_the_lint_ci_runs_before_the_suite",
     ),
+    Mutation(
+        "gradient norms summed in float32 again: inf past ~1.8e19 with every entry finite (issue 36)",
+        "src/degradation/analysis/gradients.py",
+        "norms_on_device",
+        "scaled_norm(w.grad)",
+        "torch.stack([torch.ones(()), torch.linalg.vector_norm(w.grad.float())])",
+        "tests/analysis/test_gradients.py::test_a_recorded_norm_is_exact_while_every_entry_is_finite[1e18-x1000]",
+    ),
+    Mutation(
+        "an all-zero gradient recorded as nan (0/0) instead of 0 (issue 36)",
+        "src/degradation/analysis/gradients.py",
+        "scaled_norm",
+        "torch.where(largest > 0, largest, torch.ones_like(largest))",
+        "largest",
+        "tests/analysis/test_gradients.py::test_a_recorded_norm_is_exact_while_every_entry_is_finite[zeros]",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import TINY_RUN, run_train
-from degradation.analysis.gradients import GradientRecorder, at_init, weight_layers
+from degradation.analysis.gradients import GradientRecorder, at_init, norms_on_device, rows, weight_layers
 from degradation.analysis.subjects import init_net, of_run
 from degradation.data.cifar10 import CifarDataModule
 from degradation.nets.cifar import CifarNet
@@ -72,3 +74,21 @@ def test_no_rows_before_a_step_and_none_when_recording_is_off(tmp_path, fake_cif
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert not RunDir(tmp_path / "runs/off/resnet-8/seed=0").gradients_path.exists()
+
+
+@pytest.mark.parametrize(
+    "entry, length, norm",
+    [
+        (1e18, 1000, 3.1622776601683794e19),  # float32's sum of squares is inf from ~1.8e19 on
+        (1e38, 1000, 3.1622776601683794e39),  # past float32's largest number: the row is a float64
+        (0.0, 10, 0.0),
+        (math.inf, 10, math.inf),
+    ],
+    ids=["1e18-x1000", "1e38-x1000", "zeros", "an-infinite-entry"],
+)
+def test_a_recorded_norm_is_exact_while_every_entry_is_finite(entry, length, norm):
+    weight = torch.nn.Parameter(torch.full((length,), 2.0))
+    weight.grad = torch.full((length,), entry)
+    [row] = rows(0, ["w"], norms_on_device([weight]))
+    assert row["grad_norm"] == pytest.approx(norm, rel=1e-6)
+    assert row["weight_norm"] == pytest.approx(2.0 * math.sqrt(length), rel=1e-6)

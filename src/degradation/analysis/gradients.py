@@ -7,6 +7,8 @@ the step just taken (the minibatch's mean loss, weight decay not included); `at_
 freshly built net on one batch, in train mode as the first step of training sees it.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,16 +26,29 @@ def weight_layers(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, module.weight) for name, module in net.named_modules() if isinstance(module, (nn.Conv2d, nn.Linear))]
 
 
+def scaled_norm(tensor: torch.Tensor) -> torch.Tensor:
+    """[largest |entry|, L2 norm of tensor / that]: both finite in float32 while every entry is, where the plain sum
+    of squares overflows once the norm passes ~1.8e19; their product, taken on the host in float64, is the norm."""
+    tensor = tensor.detach().float()
+    largest = torch.linalg.vector_norm(tensor, ord=float("inf"))
+    divisor = torch.where(largest > 0, largest, torch.ones_like(largest))  # an all-zero tensor: norm 0, not 0/0
+    return torch.stack([largest, torch.linalg.vector_norm(tensor / divisor)])
+
+
+def from_scaled(largest: float, ratio: float) -> float:
+    return math.inf if math.isinf(largest) else largest * ratio  # an infinite entry: inf, not inf * nan
+
+
 @torch.no_grad()
 def norms_on_device(weights: list[nn.Parameter]) -> torch.Tensor:
-    """[2, layers] on the weights' device: gradient norms, weight norms (no host read)."""
-    grads = torch.stack([torch.linalg.vector_norm(w.grad.float()) for w in weights])
-    return torch.stack([grads, torch.stack([torch.linalg.vector_norm(w.float()) for w in weights])])
+    """[2, layers, 2] on the weights' device: the gradients' and the weights' scaled norms (no host read)."""
+    grads = torch.stack([scaled_norm(w.grad) for w in weights])
+    return torch.stack([grads, torch.stack([scaled_norm(w) for w in weights])])
 
 
 def rows(step: int, names: list[str], norms: torch.Tensor) -> list[dict]:
     """gradients.csv rows for one step: one host read of all the norms."""
-    grad_norms, weight_norms = norms.tolist()
+    grad_norms, weight_norms = ([from_scaled(*pair) for pair in kind] for kind in norms.tolist())
     return [
         {"step": step, "layer": name, "grad_norm": g, "weight_norm": w}
         for name, g, w in zip(names, grad_norms, weight_norms)
