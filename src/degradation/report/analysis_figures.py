@@ -187,9 +187,9 @@ def init_gradients(entries: list[Entry]):
         ax.plot(np.linspace(0, 1, len(norms)), norms, **style(arch, depth))
         if np.all(np.isfinite(norms)):
             ratios[arch].append((depth, norms[0] / norms[-1]))
-        else:  # float32 overflows: the norm grew past 3e38 on its way to the input
+        else:  # the backward pass itself overflowed: float32 gradient entries past 3.4e38, on the way to the input
             overflow.append(
-                f"{net_label(arch, depth)}: not finite (float32 overflow) in "
+                f"{net_label(arch, depth)}: gradient entries not finite (float32 overflow) in "
                 f"{np.count_nonzero(~np.isfinite(norms))} of {len(norms)} layers, from the input"
             )
     for ax, arch in ((left, "plain"), (middle, "resnet")):
