@@ -1348,6 +1348,30 @@ MUTATIONS = [
         "largest",
         "tests/analysis/test_gradients.py::test_a_recorded_norm_is_exact_while_every_entry_is_finite[zeros]",
     ),
+    Mutation(
+        "the landscape's 1-D slice taken along η instead of δ (issue 36)",
+        "src/degradation/analysis/landscape.py",
+        "surface",
+        "loss_at(net, origin, delta, eta, a, 0.0, images)",
+        "loss_at(net, origin, delta, eta, 0.0, a, images)",
+        "tests/analysis/test_landscape.py::test_the_1d_slice_is_the_grids_beta_0_row_at_every_grid_point",
+    ),
+    Mutation(
+        "a lesion deletes only one of the blocks it is given (issue 36)",
+        "src/degradation/analysis/lesion.py",
+        "without_blocks",
+        "for index in deleted:",
+        "for index in sorted(deleted)[:1]:",
+        "tests/analysis/test_lesion.py::test_a_resnet_with_every_block_deleted_is_its_stem_the_shortcuts_and_its_head",
+    ),
+    Mutation(
+        "the lesion study measures in train mode: BN statistics change (issue 36)",
+        "src/degradation/analysis/subjects.py",
+        "error_and_loss",
+        "net.eval()",
+        "net.train()",
+        "tests/analysis/test_lesion.py::test_the_lesion_study_leaves_the_networks_weights_and_bn_statistics_as_they_were",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

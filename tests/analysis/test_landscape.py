@@ -41,6 +41,16 @@ def test_the_landscape_at_the_origin_is_the_checkpoints_loss_and_the_weights_are
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
 
+def test_the_1d_slice_is_the_grids_beta_0_row_at_every_grid_point():
+    """Known answer: both are L(θ + αδ) along the same δ; the slice only has points between the grid's."""
+    torch.manual_seed(0)
+    net = trained_like(CifarNet(8, residual=False))
+    record = surface(net, data(), points=5, seed=0)
+    assert record["slice_axis"][::2] == pytest.approx(record["axis"], abs=1e-6)
+    assert record["slice"][::2] == pytest.approx(record["loss"][2], rel=1e-4)  # row 2: β = 0
+    assert record["loss"][2] != pytest.approx([row[2] for row in record["loss"]], rel=1e-3)  # not the α = 0 column
+
+
 def test_the_loss_is_taken_in_eval_mode_along_the_seeded_directions():
     torch.manual_seed(0)
     net = trained_like(CifarNet(8, residual=True))

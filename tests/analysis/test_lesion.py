@@ -65,3 +65,23 @@ def test_random_deletions_are_the_same_for_a_seed():
     net = trained_like(CifarNet(14, residual=True))
     first, again = (lesion_study(net, images(), ks=[2, 3], draws=2, seed=5)["random"] for _ in range(2))
     assert first == again
+
+
+def test_a_resnet_with_every_block_deleted_is_its_stem_the_shortcuts_and_its_head():
+    """Known answer: nothing of any residual branch is left; the stem's output (after a ReLU, so the deleted blocks'
+    ReLUs change nothing) goes through the option-A shortcuts (subsample, zero-pad) to the head."""
+    net = trained_like(CifarNet(14, residual=True))
+    x = images().images
+    with torch.no_grad():
+        features = net.stem(x)
+        for block in net.blocks:
+            features = block.shortcut(features)
+        assert torch.allclose(without_blocks(net, set(range(len(net.blocks))))(x), net.head(features), atol=1e-6)
+
+
+def test_the_lesion_study_leaves_the_networks_weights_and_bn_statistics_as_they_were():
+    net = trained_like(CifarNet(14, residual=True))
+    before = {name: tensor.clone() for name, tensor in net.state_dict().items()}
+    lesion_study(net.train(), images(), ks=[1, 2], draws=2)  # even handed a net in train mode
+    after = net.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before), "the lesion study changed the network"
