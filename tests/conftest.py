@@ -47,9 +47,22 @@ def statuses(sweep_dir: Path) -> dict[str, str]:
 GPU_SKIP_REASON = "needs a CUDA device: run `make test-gpu` on a GPU machine"
 
 
-# Minutes of scheduler round trips in one file: started first, so that `make test`'s parallel workers (pytest-xdist,
-# a file per worker) never wait for it at the end.
-LONGEST_FILES_FIRST = ("tests/slurm/",)
+# The longest files, longest first (measured: `make test PYTEST_ARGS=--durations=0`): each `make test` worker
+# (pytest-xdist) takes whole files, and starting the long ones first leaves only short ones for the end.
+LONGEST_FILES_FIRST = (
+    "tests/slurm/",  # minutes of scheduler round trips
+    "tests/reliability/test_preemption.py",
+    "tests/reliability/test_interruption.py",
+    "tests/training/test_speed.py",
+    "tests/sweeps/test_sweep.py",
+    "tests/test_train.py",
+)
+
+
+def longest_first(nodeid: str) -> int:
+    return next(
+        (rank for rank, start in enumerate(LONGEST_FILES_FIRST) if nodeid.startswith(start)), len(LONGEST_FILES_FIRST)
+    )
 
 
 # Every test id this session collected, those its markers deselect included (tests/test_mutants.py reads it).
@@ -60,7 +73,7 @@ COLLECTED: set[str] = set()
 def pytest_collection_modifyitems(config, items):
     """The longest files first; tests marked gpu skipped, with one line saying why, where no CUDA device is visible."""
     COLLECTED.update(item.nodeid for item in items)
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FILES_FIRST))
+    items.sort(key=lambda item: longest_first(item.nodeid))
     if torch.cuda.is_available() or os.environ.get("DEGRADATION_GPU_TESTS_ON_CPU") == "1":
         return
     for item in items:
