@@ -13,7 +13,8 @@
                          a helper process the step relied on, a compiler of torch.compile say)
     preempted-returns:0  a preempted run returns as if it had ended (what a W&B error at the preemption once did),
                          so its SLURM job writes a result while SLURM has requeued it
-    wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min);
+    wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min) or a
+                         preemption signal arrives (the run then stops at step N; resumed, it does not pass N again);
                          creates the file named by REACHED (if set) when it starts waiting
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
@@ -132,10 +133,37 @@ def during_evaluation(count: int, action):
     ClassifierModule.validation_step = validation_step
 
 
-def wait_for(path: Path, timeout_s: float = 300.0) -> None:
+def wait_for(path: Path, timeout_s: float = 300.0, until=lambda: False) -> None:
     deadline = time.monotonic() + timeout_s
-    while not path.exists() and time.monotonic() < deadline:
+    while not path.exists() and not until() and time.monotonic() < deadline:
         time.sleep(0.05)
+
+
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def wait_for_release_or_a_signal(release: Path) -> None:
+    """A signal ends the wait the moment it arrives (then handled as the run would): a test that signals a waiting
+    run never races the signal's delivery against its own release of the wait."""
+    previous = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
+    signalled = []
+
+    def on_signal(signum, frame):
+        signalled.append(signum)
+        handler = previous[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for sig in PREEMPTION_SIGNALS:
+        signal.signal(sig, on_signal)
+    try:
+        wait_for(release, until=lambda: bool(signalled))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def during_step(step: int, action):
@@ -225,7 +253,7 @@ def install_one(fault: str) -> None:
         during_evaluation(count, signal_self(rest[0]))
     elif kind == "wait-step":
         release, reached = Path(os.environ["RELEASE"]), os.environ.get("REACHED")
-        during_step(count, lambda: (reached and Path(reached).touch(), wait_for(release)))
+        during_step(count, lambda: (reached and Path(reached).touch(), wait_for_release_or_a_signal(release)))
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {
             "kill-checkpoint": half_written_checkpoint,
