@@ -13,6 +13,20 @@ def known_error(arch: str, depth: int, seed: int, step: int, train: bool) -> flo
     return base - step / 1000 + seed + (0.0 if train else 2.0)
 
 
+def known_summary(arch: str, depth: int, seed: int, status: str, last: int) -> dict:
+    """What a run of these known curves ends with, as summary.json (and W&B's run summary) say it."""
+    return {
+        "arch": arch,
+        "depth": depth,
+        "seed": seed,
+        "status": status,
+        "params": 1000 * depth,
+        "steps": last,
+        "final_train_err": known_error(arch, depth, seed, last, True),
+        "final_test_err": known_error(arch, depth, seed, last, False),
+    }
+
+
 def write_run(
     sweep_dir: Path,
     arch: str,
@@ -29,19 +43,7 @@ def write_run(
         writer.write(step, {"train_err": known_error(arch, depth, seed, step, True), "epoch": 0})
         writer.write(step, {"test_err": known_error(arch, depth, seed, step, False)})
     last = steps[-1]
-    run.write_summary(
-        {
-            "arch": arch,
-            "depth": depth,
-            "seed": seed,
-            "status": status,
-            "params": 1000 * depth,
-            "steps": last,
-            "final_train_err": known_error(arch, depth, seed, last, True),
-            "final_test_err": known_error(arch, depth, seed, last, False),
-            "config": {"data": {"test_size": test_size}},
-        }
-    )
+    run.write_summary({**known_summary(arch, depth, seed, status, last), "config": {"data": {"test_size": test_size}}})
     return run
 
 

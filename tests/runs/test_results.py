@@ -4,24 +4,14 @@ import numpy as np
 
 from degradation.report import figures
 from degradation.runs.results import STEP_KEY, load_sweep, load_wandb_sweep
-from synthetic_sweep import STEPS, known_error, write_run, write_sweep
+from synthetic_sweep import STEPS, known_error, known_summary, write_run, write_sweep
 
 
 class FakeRun:
     """Stands in for wandb.apis.public.Run: summary, and history rows with the step key."""
 
     def __init__(self, arch, depth, seed, status="completed"):
-        last = STEPS[-1]
-        self.summary = {
-            "arch": arch,
-            "depth": depth,
-            "seed": seed,
-            "status": status,
-            "params": 1000 * depth,
-            "steps": last,
-            "final_test_err": known_error(arch, depth, seed, last, False),
-            "final_train_err": known_error(arch, depth, seed, last, True),
-        }
+        self.summary = known_summary(arch, depth, seed, status, STEPS[-1])
         # one history row per logged call, as the WandbLogger writes them: train and test rows apart
         self.history = [{STEP_KEY: s, "train_err": known_error(arch, depth, seed, s, True)} for s in STEPS]
         self.history += [{STEP_KEY: s, "test_err": known_error(arch, depth, seed, s, False)} for s in STEPS]
