@@ -15,7 +15,8 @@
                          so its SLURM job writes a result while SLURM has requeued it
     wait-step:N          wait during training step N until the file named by RELEASE exists (at most 5 min) or a
                          preemption signal arrives (the run then stops at step N; resumed, it does not pass N again);
-                         creates the file named by REACHED (if set) when it starts waiting
+                         once its signal handlers are in place it says WAITING in train.log: a test signals the
+                         run after that, never before the wait
     enospc-metrics:K     the K-th metrics row fails with "No space left on device"
     enospc-checkpoint:K  the K-th checkpoint fails with "No space left on device" half-way through
 
@@ -24,6 +25,7 @@ tests/slurm/site/sitecustomize.py; the training code is untouched.
 """
 
 import errno
+import logging
 import os
 import signal
 import sys
@@ -142,9 +144,13 @@ def wait_for(path: Path, timeout_s: float = 300.0, until=lambda: False) -> None:
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
 
 
+WAITING = "fault wait-step: waiting for the release or a signal"
+
+
 def wait_for_release_or_a_signal(release: Path) -> None:
     """A signal ends the wait the moment it arrives (then handled as the run would): a test that signals a waiting
-    run never races the signal's delivery against its own release of the wait."""
+    run never races the signal's delivery against its own release of the wait. The wait is announced only once
+    these handlers are in place; a signal sent before the wait began would find no one to end it."""
     previous = {sig: signal.getsignal(sig) for sig in PREEMPTION_SIGNALS}
     signalled = []
 
@@ -159,6 +165,7 @@ def wait_for_release_or_a_signal(release: Path) -> None:
 
     for sig in PREEMPTION_SIGNALS:
         signal.signal(sig, on_signal)
+    logging.getLogger(__name__).warning(WAITING)  # into the run's train.log
     try:
         wait_for(release, until=lambda: bool(signalled))
     finally:
@@ -252,8 +259,8 @@ def install_one(fault: str) -> None:
     elif kind == "signal-eval":
         during_evaluation(count, signal_self(rest[0]))
     elif kind == "wait-step":
-        release, reached = Path(os.environ["RELEASE"]), os.environ.get("REACHED")
-        during_step(count, lambda: (reached and Path(reached).touch(), wait_for_release_or_a_signal(release)))
+        release = Path(os.environ["RELEASE"])
+        during_step(count, lambda: wait_for_release_or_a_signal(release))
     elif kind in ("kill-checkpoint", "kill-rename", "enospc-checkpoint"):
         fault_fn = {
             "kill-checkpoint": half_written_checkpoint,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_RUN, run_train, subprocess_env, tiny, train_command
+from reliability.faults import WAITING
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "tests/slurm/cluster.sh"
@@ -71,15 +72,16 @@ def summary(run: Path) -> dict | None:
         return None
 
 
-def wait_until_past_step(run: Path, step: int, sweep: subprocess.Popen) -> str:
-    """Waits until the run has logged the row of `step` (it then waits at step 9 for RELEASE); its SLURM job."""
+def wait_until_waiting(run: Path, sweep: subprocess.Popen) -> str:
+    """Waits until the run waits at step 9 with its signal handlers in place (faults.py's wait-step says so in its
+    train.log): a signal sent earlier could reach it before the wait, which would then never end. Its SLURM job."""
     deadline = time.monotonic() + 180
+    log = run / "train.log"
     while time.monotonic() < deadline and sweep.poll() is None:
-        metrics = run / "metrics.csv"
-        if metrics.is_file() and any(line.startswith(f"{step},") for line in metrics.read_text().splitlines()):
+        if log.is_file() and WAITING in log.read_text():
             return summary(run)["slurm"]["job_id"]
         time.sleep(0.2)
-    raise AssertionError(f"{run} never reached step {step}: {finish(sweep)[1][-3000:] if sweep.poll() else ''}")
+    raise AssertionError(f"{run} never waited at step 9: {finish(sweep)[1][-3000:] if sweep.poll() else ''}")
 
 
 def stopped_and_resumed_at(run: Path) -> int:
@@ -145,7 +147,7 @@ def test_jobs_preempted_three_ways_are_requeued_and_end_as_uninterrupted_runs(
         RELEASE=str(release),
     )
     runs = {seed: tmp_path / f"runs/preempted/resnet-8/seed={seed}" for seed in ways}
-    jobs = {seed: wait_until_past_step(run, 8, sweep) for seed, run in runs.items()}
+    jobs = {seed: wait_until_waiting(run, sweep) for seed, run in runs.items()}
     for seed, command in ways.items():
         subprocess.run([*command, jobs[seed]], check=True, env=subprocess_env(**slurm))
     # no release: the signal itself ends each run's wait at step 9 (faults.py), so it always lands there
@@ -176,7 +178,7 @@ def test_a_job_that_returns_while_slurm_requeues_it_is_followed_to_its_real_end(
         RELEASE=str(release),
     )
     run = tmp_path / "runs/returned/resnet-8/seed=0"
-    job = wait_until_past_step(run, 8, sweep)
+    job = wait_until_waiting(run, sweep)
     subprocess.run(["scontrol", "requeue", job], check=True, env=subprocess_env(**slurm))  # its signal releases
 
     code, output = finish(sweep)
@@ -193,7 +195,7 @@ def test_a_cancelled_job_is_reported_its_lock_released_and_the_rerun_resumes_it(
     args = tiny(fake_cifar_root, *WANDB, "seed=0", "name=cancelled")
     sweep = start_sweep(tmp_path, slurm, *args, FAULT="wait-step:9", RELEASE=str(release))
     run = tmp_path / "runs/cancelled/resnet-8/seed=0"
-    job = wait_until_past_step(run, 8, sweep)
+    job = wait_until_waiting(run, sweep)
     subprocess.run(["scancel", job], check=True, env=subprocess_env(**slurm))  # its SIGTERM ends the wait
 
     code, output = finish(sweep)
