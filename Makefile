@@ -93,7 +93,7 @@ sweep-cpu: $(INSTALLED) ## the degradation on a CPU: {plain,resnet} x {20,56}, s
 figures: $(INSTALLED) ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/
 	$(PYTHON) -m degradation.figures $(if $(SWEEP),--sweep $(SWEEP)) $(FIGURE_ARGS)
 
-analyze: $(INSTALLED) ## why plain nets degrade: gradients, shattering, lesion, landscape of the latest sweep (or SWEEP=...; ANALYSIS=lesion ANALYSIS_ARGS=...)
+analyze: $(INSTALLED) ## why plain nets degrade: every analysis of the latest sweep (or SWEEP=...; ANALYSIS=<name> ANALYSIS_ARGS=...; python -m degradation.analyze --help lists them)
 	$(PYTHON) -m degradation.analyze $(ANALYSIS) $(if $(SWEEP),--sweep $(SWEEP)) $(ANALYSIS_ARGS)
 
 bench: $(INSTALLED) ## time harness vs reference vs bare loop on this device into experiments/bench/; vars ARCHS=plain,resnet DEPTHS EXTRA BENCH_ARGS

@@ -16,7 +16,8 @@ LAYERS = [
     {"cli", "bench"},  # the command lines: training (and sweeps), the benchmark
     {"sweeps"},
     {"training"},
-    {"analysis", "report"},
+    {"analysis"},  # an analysis's record names the figures that draw it
+    {"report"},
     {"runs", "nets", "data"},
     {"schema", "conf"},  # the config's types and rules, the config tree
     {"errors"},

@@ -1,13 +1,20 @@
 """The command line over a (tiny) sweep: data into the run directories, figures into the sweep's folder, results
 reused, and one error line for every bad input."""
 
+import dataclasses
 import json
+import shutil
+from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 
 from conftest import TINY_RUN, main_refuses, run_train
+from degradation.analysis.registry import ANALYSES, Analysis, Option, markdown_table, options_by_flag
+from degradation.analysis.subjects import init_net
 from degradation.analyze import main
-from degradation.runs.rundir import ANALYSIS_FILES, RunDir
+from degradation.report.analysis_figures import Drawing
+from degradation.runs.rundir import RunDir
 
 SMALL = ["--points", "3", "--images", "30", "--ks", "1,2", "--draws", "2", "--pairs", "1"]
 
@@ -29,7 +36,7 @@ def test_all_four_analyses_write_their_data_into_each_run_and_their_figures_besi
     written = capsys.readouterr().out.split()
     for arch in ("plain", "resnet"):
         run = RunDir(tiny_sweep / f"runs/tiny/{arch}-8/seed=0")
-        records = {name: run.read_analysis(name) for name in ANALYSIS_FILES}
+        records = {name: run.read_analysis(name) for name in ANALYSES}
         assert all(record is not None for record in records.values())
         assert records["landscape"]["complete"] and len(records["landscape"]["loss"]) == 3
         assert records["landscape"]["step"] == records["lesion"]["step"] == records["shattering"]["step"] == 12
@@ -64,8 +71,6 @@ def test_results_already_computed_are_reused_and_other_settings_recompute(tiny_s
 def test_trained_analyses_look_at_the_runs_final_weights(tiny_sweep, tmp_path, monkeypatch):
     """Known answer: with nothing deleted, the lesion study's error on the run's own test images is the run's final
     test error (the same weights, images and eval-mode BN)."""
-    import shutil
-
     run = RunDir(shutil.copytree(tiny_sweep / "runs/tiny/resnet-8", tmp_path / "runs/one/resnet-8") / "seed=0")
     monkeypatch.chdir(tmp_path)
     main(["lesion", "--sweep", "runs/one", "--ks", "1", "--draws", "1"])
@@ -77,8 +82,6 @@ def test_trained_analyses_look_at_the_runs_final_weights(tiny_sweep, tmp_path, m
 def test_a_run_that_ended_after_its_last_checkpoint_reuses_its_results_too(tiny_sweep, tmp_path, monkeypatch, capsys):
     """A diverged run's summary says a later step than its last checkpoint's (a running one's, an earlier one):
     the record of the checkpoint's weights is what decides, so hours of lesion study are not redone."""
-    import shutil
-
     run = RunDir(shutil.copytree(tiny_sweep / "runs/tiny/plain-8", tmp_path / "runs/diverged/plain-8") / "seed=0")
     summary = json.loads(run.summary_path.read_text())
     run.summary_path.write_text(json.dumps({**summary, "steps": summary["steps"] + 5, "status": "diverged"}))
@@ -108,9 +111,8 @@ def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monk
     record = json.loads((tmp_path / "init/shattering-init.json").read_text())
     assert set(record["nets"]) == {"plain-8", "resnet-14"}
     assert set(record["nets"]["plain-8"]) == {"init"} and set(record["nets"]["plain-8"]["init"]) == {"train", "eval"}
-    assert (tmp_path / "init/shattering-toy.json").is_file() and (
-        tmp_path / "init/shattering_depth_at_init.png"
-    ).is_file()
+    assert set(record["extras"]["toy"]["nets"]) == {"feedforward-1", "feedforward-24", "resnet-50"}
+    assert (tmp_path / "init/shattering_depth_at_init.png").is_file()
 
 
 @pytest.mark.parametrize(
@@ -122,7 +124,10 @@ def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monk
         (["landscape", "--points", "0"], "--points"),
         (["lesion", "--ks", "1,-2"], "--ks"),
         (["lesion", "--sweep", "no/such/sweep"], "no folder"),
-        (["everything"], "invalid choice"),
+        (
+            ["everything"],
+            "no analysis 'everything': the analyses are gradients, shattering, lesion, landscape (or all)",
+        ),
         (["lesion", "--sweep", "runs/tiny", "--nets", "plain-8"], "not allowed with"),
     ],
 )
@@ -138,3 +143,94 @@ def test_a_sweep_without_runs_and_missing_data_are_one_error_line(tmp_path, monk
     assert "no CIFAR-10 under" in main_refuses(
         main, ["gradients", "--nets", "plain-8", "--data-root", "nowhere"], capsys
     )
+
+
+# --- one record per analysis: a new analysis is its record, its compute function and its figure -----------
+
+
+def count_parameters(subject, job) -> dict:
+    return {"parameters": job.settings["scale"] * sum(p.numel() for p in init_net(subject).parameters())}
+
+
+def parameter_bars(drawing: Drawing) -> dict:
+    figure, ax = plt.subplots()
+    ax.bar([f"{e.arch}-{e.depth}" for e in drawing.entries], [e.record["parameters"] for e in drawing.entries])
+    return {"parameters": figure}
+
+
+PARAMETERS = Analysis(
+    "parameters",
+    "how many weights each net has (a test's analysis)",
+    "the number of the net's parameters times --scale",
+    count_parameters,
+    lambda options: {"scale": options.scale},
+    parameter_bars,
+    ("parameters",),
+    options=(Option("--scale", "multiply the count by", default=1),),
+)
+
+
+@pytest.fixture
+def with_parameters(monkeypatch):
+    monkeypatch.setitem(ANALYSES, PARAMETERS.name, PARAMETERS)
+
+
+def test_an_analysis_registered_by_its_record_alone_runs_through_the_command_line(
+    with_parameters, tiny_sweep, fake_cifar_root, monkeypatch, capsys
+):
+    """Known answer: the count is the `params` training recorded in summary.json, times --scale; the record's
+    name gives the run directory's file, the --help line, the option and the figure."""
+    monkeypatch.chdir(tiny_sweep)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    help_text = capsys.readouterr().out
+    assert "parameters  how many weights each net has" in help_text and "--scale" in help_text
+
+    main(["parameters", "--sweep", "runs/tiny", "--scale", "3"])
+    written = capsys.readouterr().out.split()
+    for arch in ("plain", "resnet"):
+        run = RunDir(tiny_sweep / f"runs/tiny/{arch}-8/seed=0")
+        record = json.loads((run.path / "parameters.json").read_text())
+        assert record == {
+            "definition": PARAMETERS.definition,
+            "settings": {"scale": 3},
+            "parameters": 3 * run.read_summary()["params"],
+        }
+    assert "figures/tiny/parameters.png" in written and (tiny_sweep / "figures/tiny/parameters.pdf").is_file()
+
+    main(["parameters", "--nets", "plain-8", "--data-root", str(fake_cifar_root), "--out", "init"])
+    assert json.loads((tiny_sweep / "init/parameters-init.json").read_text())["nets"]["plain-8"]["parameters"] > 0
+
+
+def test_a_figure_its_record_does_not_name_is_refused(tiny_sweep, monkeypatch):
+    unnamed = dataclasses.replace(PARAMETERS, figures=("bars",))
+    monkeypatch.setitem(ANALYSES, unnamed.name, unnamed)
+    monkeypatch.chdir(tiny_sweep)
+    with pytest.raises(ValueError, match="drew \\['parameters'\\], which its record does not name"):
+        main(["parameters", "--sweep", "runs/tiny"])
+
+
+def test_analyses_that_share_an_option_must_agree_on_its_default(monkeypatch):
+    other = dataclasses.replace(PARAMETERS, name="other", options=(Option("--pairs", "pairs", default=7),))
+    monkeypatch.setitem(ANALYSES, other.name, other)
+    with pytest.raises(ValueError, match="--pairs: analyses that share an option share its type and default"):
+        options_by_flag()
+
+
+def test_docs_list_the_analyses_as_their_records_say():
+    docs = (Path(__file__).resolve().parents[2] / "docs/analyses.md").read_text()
+    assert markdown_table() in docs, f"docs/analyses.md's table of the analyses should read:\n{markdown_table()}"
+
+
+def test_redraw_draws_the_recorded_data_without_checkpoints(tiny_sweep, tmp_path, monkeypatch, capsys):
+    """What experiments/ commit: the records without checkpoints; --redraw draws them and computes nothing."""
+    sweep = shutil.copytree(tiny_sweep / "runs/tiny", tmp_path / "runs/copied")
+    monkeypatch.chdir(tmp_path)
+    main(["shattering", "--sweep", "runs/copied", "--pairs", "1"])
+    for checkpoint in sweep.glob("*/seed=*/checkpoints/*.ckpt"):
+        checkpoint.unlink()
+    records = {path: path.read_text() for path in sweep.glob("*/seed=*/shattering.json")}
+    capsys.readouterr()
+    main(["shattering", "--sweep", "runs/copied", "--redraw"])
+    assert "figures/copied/shattering_depth.png" in capsys.readouterr().out.split()
+    assert len(records) == 2 and all(path.read_text() == text for path, text in records.items())

@@ -9,14 +9,17 @@ from degradation.analysis.shattering import (
     image_pairs,
     input_gradients,
     line_between,
+    noise_autocorrelation,
     toy,
+    toy_gradient,
 )
 from degradation.analysis.subjects import low_memory_forward
 from degradation.nets.cifar import CifarNet
 
 
 def test_a_linear_networks_input_gradients_are_perfectly_correlated():
-    """The gradient of a linear map is the same at every input: r(k) = 1 at every lag, in both BN modes."""
+    """The gradient of a linear map is the same at every input: r(k) = 1 at every lag (this net has no BN, so the
+    two modes agree; what they do to BN is the next tests' known answer)."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     images, labels = torch.randn(4, 3, 32, 32), torch.tensor([3, 1, 4, 1])
@@ -60,10 +63,78 @@ def test_the_low_memory_forward_gives_the_gradients_of_the_plain_forward():
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-7)
 
 
-def test_the_1d_toy_shatters_with_depth_and_the_resnet_keeps_its_gradients_correlated():
-    """The method's check on Balduzzi et al.'s toy: a 24-layer feedforward net's gradient decorrelates far more
-    than a 1-layer one's or a 50-block ResNet's (their Figure 1)."""
-    nets = toy(seed=0, max_lag=4)
-    r1 = {name: result["autocorrelation"][1] for name, result in nets.items()}
-    assert r1["feedforward-24"] < r1["resnet-50"] and r1["feedforward-24"] < r1["feedforward-1"]
-    assert all(len(result["gradient"]) == 256 for result in nets.values())
+def mean_toy_autocorrelation(name: str, seeds: int, max_lag: int = 8) -> torch.Tensor:
+    return torch.tensor([autocorrelation(toy_gradient(name, seed), max_lag) for seed in range(seeds)]).mean(0)
+
+
+def test_a_1_layer_toy_nets_gradient_has_the_autocorrelation_of_brown_noise():
+    """Balduzzi et al.'s known answer, as numbers: a 1-layer net's gradient is a sum of steps at its kinks, a random
+    walk along the line; over 200 seeds its r(1..8) is brown noise's (0.975, 0.951, 0.904, 0.815 at lags 1, 2, 4, 8)
+    within 0.04 (3 standard errors at lag 8). A single step (every kink at x = 0) is 0.935 at lag 8."""
+    brown = torch.tensor(noise_autocorrelation("brown", max_lag=8))
+    assert brown[[1, 8]].tolist() == pytest.approx([0.975, 0.815], abs=0.01)
+    toy_r = mean_toy_autocorrelation("feedforward-1", seeds=200)
+    assert (toy_r[1:] - brown[1:]).abs().max() < 0.04, (toy_r.tolist(), brown.tolist())
+
+
+def test_a_deep_plain_toy_nets_gradient_has_the_autocorrelation_of_white_noise():
+    """The other end: 24 plain layers shatter the gradient; over 16 seeds r(1..8) is within 0.06 of white noise's
+    (0: neighbouring gradients are unrelated; 3.5 standard errors), while the 50-block ResNet's r(1) stays above
+    0.4 (Balduzzi et al.'s Figure 1)."""
+    white = torch.tensor(noise_autocorrelation("white", max_lag=8))
+    assert white[1:].abs().max() < 0.01
+    deep = mean_toy_autocorrelation("feedforward-24", seeds=16)
+    assert (deep[1:] - white[1:]).abs().max() < 0.06, deep.tolist()
+    assert autocorrelation(toy_gradient("resnet-50", seed=0), 1)[1] > 0.4
+
+
+def test_the_toy_record_holds_each_nets_gradient_and_the_noises_at_its_points():
+    record = toy(seed=0, max_lag=4)
+    assert record["points"] == 256 and record["line"] == [-2.0, 2.0]
+    assert set(record["noises"]) == {"brown", "white"} and all(len(r) == 5 for r in record["noises"].values())
+    assert all(len(result["gradient"]) == 256 for result in record["nets"].values())
+
+
+class OneHiddenLayer(nn.Module):
+    """1 input -> Linear(6) -> BN -> ReLU -> Linear(2), with BN parameters and running statistics far from 0 and 1."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layers = nn.Sequential(nn.Linear(1, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2))
+        bn = self.layers[1]
+        with torch.no_grad():
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.uniform_(-0.5, 0.5)
+            bn.running_mean.uniform_(-1.0, 1.0)
+            bn.running_var.uniform_(0.2, 3.0)
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def by_hand(self, x: torch.Tensor, statistics: str) -> torch.Tensor:
+        """The same net written out: BN with the batch's mean and (biased) variance, or with the running ones."""
+        first, bn, _, last = self.layers
+        h = first(x)
+        if statistics == "batch":
+            mean, var = h.mean(0), h.var(0, unbiased=False)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        return last(torch.relu(bn.weight * (h - mean) / torch.sqrt(var + bn.eps) + bn.bias))
+
+
+@pytest.mark.parametrize("bn_mode, statistics", [("train", "batch"), ("eval", "running")])
+def test_bn_normalises_the_line_with_the_batchs_statistics_in_train_mode_and_the_running_ones_in_eval(
+    bn_mode, statistics
+):
+    """Train mode: the line's points are one batch, g_i is the gradient of the batch's summed output at input i
+    (through the batch mean and variance); eval mode: each point's own gradient with the running statistics."""
+    net = OneHiddenLayer()
+    inputs = torch.linspace(-2, 2, 32).view(-1, 1)
+    x = inputs.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(net.by_hand(x, statistics)[:, 1].sum(), x)
+    got = input_gradients(net, inputs, 1, bn_mode)
+    assert torch.allclose(got, expected.double(), rtol=1e-5, atol=1e-7)
+    other = "running" if statistics == "batch" else "batch"
+    (not_expected,) = torch.autograd.grad(net.by_hand(x, other)[:, 1].sum(), x)
+    assert not torch.allclose(got, not_expected.double(), rtol=1e-2)  # the two modes differ on this net

@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from degradation.report.analysis_figures import Entry, landscape_figures  # noqa: E402
+from degradation.report.analysis_figures import Entry, landscape_surfaces  # noqa: E402
 
 AXIS = [-1.0, 0.0, 1.0]
 
@@ -31,13 +31,13 @@ def texts(fig) -> list[str]:
 
 
 def test_a_surface_with_overflowed_points_is_drawn_and_says_how_many():
-    fig, _ = landscape_figures([Entry("plain", 56, 0, surface(2.0, overflow=2)), Entry("resnet", 56, 0, surface(1.0))])
+    fig, _ = landscape_surfaces([Entry("plain", 56, 0, surface(2.0, overflow=2)), Entry("resnet", 56, 0, surface(1.0))])
     assert "2 of 9 points not finite (blank)" in texts(fig)
     assert all(ax.collections for ax in fig.axes)  # both contour plots drawn
 
 
 def test_each_net_shows_its_lowest_seed_with_a_complete_grid():
-    fig, _ = landscape_figures(
+    fig, _ = landscape_surfaces(
         [Entry("resnet", 20, 0, surface(1.0, complete=False)), Entry("resnet", 20, 1, surface(1.5))]
     )
     assert fig.axes[1].get_title().startswith("ResNet-20 (seed 1,")

@@ -1,145 +1,86 @@
-"""Why plain nets degrade: four analyses over a sweep's run directories (or over nets named without a run).
+"""Why plain nets degrade: analyses over a sweep's run directories, or over nets at init.
 
-    python -m degradation.analyze gradients  --sweep runs/cpu   # figures of gradients.csv (recorded in training)
-    python -m degradation.analyze shattering --sweep runs/cpu   # input-gradient correlations, at init and trained
-    python -m degradation.analyze lesion     --sweep runs/cpu   # test error with blocks deleted
-    python -m degradation.analyze landscape  --sweep runs/cpu   # the loss on a filter-normalized plane
-    python -m degradation.analyze all        --sweep runs/cpu   # the four, one after the other
+The analyses are the records of analysis/registry.py (`--help` lists them).
+
+    python -m degradation.analyze lesion     --sweep runs/cpu   # one analysis (--help lists them)
+    python -m degradation.analyze all        --sweep runs/cpu   # every one, in turn
     python -m degradation.analyze shattering --nets plain-20,resnet-1202 --out figures/at-init   # at init, no run
 
-Data go into each run directory (shattering.json, lesion.json, landscape.json; docs/run-directory.md), or for
---nets into <out>/<analysis>-init.json; figures (PNG and PDF) into the sweep's figures folder. Results already
-computed with the same settings (and checkpoint) are reused; an interrupted landscape continues where it
-stopped. Everything runs on --device (default: a GPU if there is one, else the CPU).
+Data go into each run directory (<analysis>.json; docs/run-directory.md), or for --nets into
+<out>/<analysis>-init.json; figures (PNG and PDF) into the sweep's figures folder. Results already computed with the
+same settings (and checkpoint) are reused; an interrupted landscape continues where it stopped. Everything runs on
+--device (default: a GPU if there is one, else the CPU).
 """
 
+import argparse
 import json
-import sys
-import time
+import os
 from pathlib import Path
 
-from degradation.analysis import gradients, landscape, lesion, shattering
-from degradation.analysis.subjects import (
-    Subject,
-    cifar_images,
-    data_root,
-    init_net,
-    of_name,
-    of_run,
-    trained_net,
-    trained_step,
-)
-from degradation.runs.rundir import RunDir, write_atomically
+import matplotlib.pyplot as plt
 
-ANALYSES = ("gradients", "shattering", "lesion", "landscape")
-NEEDS_TRAINED = ("lesion", "landscape")
-INIT_FILE = "{analysis}-init.json"  # what --nets computes (no run directory holds it), in the --out folder
-TOY_FILE = "shattering-toy.json"  # the 1-D toy, next to them
-GRADIENT_BATCH = 128  # the first training images (unaugmented): the batch whose loss gives the step-0 gradients
-LANDSCAPE_IMAGES = 2000  # laptop-sized defaults (Li et al.: 51 x 51 points on all 50,000 training images)
-LANDSCAPE_POINTS = 21
-LESION_KS = (1, 2, 4, 6, 8, 12, 16, 20)
+from degradation.analysis.job import Job, Reporter
+from degradation.analysis.registry import ANALYSES, Analysis, named, options_by_flag
+from degradation.analysis.subjects import Subject, data_root, of_name, of_run, trained_step
+from degradation.errors import OneLineParser, UserError, comma_list, exit_with
+from degradation.report.analysis_figures import Drawing, entries_of_nets, entries_of_runs
+from degradation.report.figures import claim_output, existing_folder, save
+from degradation.runs.provenance import pick_device
+from degradation.runs.results import latest_sweep
+from degradation.runs.rundir import RunDir, find_runs, write_atomically
+
+ALL = "all"
+NETS_SOURCE = "nets at init"  # what an output folder of --nets holds (a sweep's figures folder is refused)
 
 
-class Reporter:
-    """Progress on stderr: a line per net, and within one at most a line every few seconds."""
-
-    def __init__(self, total: int, every_s: float = 10.0):
-        self.total, self.index, self.every_s = total, 0, every_s
-
-    def start(self, what: str) -> None:
-        self.index += 1
-        self.what, self.started, self.last = what, time.monotonic(), time.monotonic()
-        print(f"[{self.index}/{self.total}] {what}", file=sys.stderr, flush=True)
-
-    def within(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every_s or done == total:
-            self.last = now
-            print(
-                f"[{self.index}/{self.total}] {self.what}: {done}/{total} ({now - self.started:.0f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
+def net_names(text: str) -> list[str]:
+    """--nets: the paper's nets by name, checked before anything runs."""
+    try:
+        return [of_name(name).name for name in text.split(",")]
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def settings_of(analysis: str, args) -> dict:
-    """What a result depends on besides the weights: a recorded result with other settings is computed again."""
-    return {
-        "gradients": {"batch": GRADIENT_BATCH},
-        "shattering": {"pairs": args.pairs, "points": shattering.POINTS, "max_lag": shattering.MAX_LAG},
-        "lesion": {"images": args.images, "ks": args.ks, "draws": args.draws, "seed": args.seed},
-        "landscape": {"points": args.points, "images": args.images or LANDSCAPE_IMAGES, "seed": args.seed},
-    }[analysis]
+def parser() -> OneLineParser:
+    listed = "\n".join(f"  {a.name:<11} {a.about}" for a in ANALYSES.values())
+    p = OneLineParser(
+        prog="python -m degradation.analyze",
+        description=__doc__.splitlines()[0],
+        epilog=f"analyses:\n{listed}\n  {ALL:<11} each in turn",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("analysis", help=f"which analysis (below), or {ALL}")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--sweep", type=existing_folder, help="a sweep folder (default: the latest under --runs)")
+    at_init = ", ".join(a.name for a in ANALYSES.values() if not a.needs_trained)
+    where.add_argument(
+        "--nets", type=net_names, help=f"nets at init without a run, e.g. plain-20,resnet-1202 ({at_init})"
+    )
+    p.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
+    p.add_argument("--seeds", type=comma_list(int, "seeds"), help="only the runs of these seeds (default: all)")
+    p.add_argument("--out", help="figures folder (default: figures/<sweep name>; with --nets: figures/at-init)")
+    p.add_argument("--data-root", help="CIFAR-10 root (default: each run's data.root; with --nets: data)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if any")
+    p.add_argument("--seed", type=int, default=0, help="random draws (directions, blocks) and --nets' init (default 0)")
+    p.add_argument(
+        "--redraw",
+        action="store_true",
+        help="only draw the figures from the records already written (nothing computed: no checkpoint or data needed)",
+    )
+    for flag, (option, uses) in options_by_flag().items():
+        p.add_argument(flag, type=option.type, default=option.default, help=uses)
+    return p
 
 
-# --- one analysis of one net ------------------------------------------------------------------------
+def chosen(parsed: OneLineParser, name: str) -> list[Analysis]:
+    """The analyses the command names (all: every one); another name is one error line listing them."""
+    try:
+        return list(ANALYSES.values()) if name == ALL else [named(name)]
+    except UserError as error:
+        parsed.error(f"{error} (or {ALL})")
 
 
-def shattering_of(subject: Subject, args, device, trained: bool) -> dict:
-    """r(k) in both BN modes at init and, for a run, of its trained weights."""
-    test = cifar_images(subject, args.data_root, "test", 2 * args.pairs, device)
-    pairs = shattering.image_pairs(test.images, test.labels, args.pairs)
-    result = {"init": shattering.both_bn_modes(init_net(subject).to(device), pairs)}
-    if trained:
-        net, step = trained_net(subject)
-        result.update(trained=shattering.both_bn_modes(net.to(device), pairs), step=step)
-    return result
-
-
-def gradients_of(subject: Subject, args, device) -> dict:
-    batch = cifar_images(subject, args.data_root, "train", GRADIENT_BATCH, device)
-    return {"init": gradients.at_init(init_net(subject).to(device), batch.images, batch.labels)}
-
-
-def lesion_of(subject: Subject, args, device, reporter: Reporter) -> dict:
-    net, step = trained_net(subject)
-    size = args.images or subject.config.get("data", {}).get("test_size")  # default: the run's own test images
-    images = cifar_images(subject, args.data_root, "test", size, device)
-    return {
-        **lesion.lesion_study(net.to(device), images, args.ks, args.draws, args.seed, reporter.within),
-        "step": step,
-    }
-
-
-def landscape_of(subject: Subject, args, device, reporter: Reporter, settings: dict) -> dict:
-    net, step = trained_net(subject)
-    images = cifar_images(subject, args.data_root, "train", settings["images"], device)
-    earlier = subject.run_dir.read_analysis("landscape") or {}
-    same = earlier.get("settings") == settings and earlier.get("step") == step
-    done = {key: earlier[key] for key in ("axis", "loss", "slice_axis", "slice")} if same else None
-
-    def save(record: dict) -> None:
-        subject.run_dir.write_analysis(
-            "landscape", {"definition": landscape.DEFINITION, "settings": settings, "step": step, **record}
-        )
-
-    return {
-        "step": step,
-        **landscape.surface(net.to(device), images, args.points, args.seed, done, save, reporter.within),
-    }
-
-
-def compute(analysis: str, subject: Subject, args, device, reporter: Reporter, settings: dict) -> dict:
-    trained = subject.run_dir is not None
-    if analysis == "shattering":
-        return shattering_of(subject, args, device, trained)
-    if analysis == "gradients":
-        return gradients_of(subject, args, device)
-    if analysis == "lesion":
-        return lesion_of(subject, args, device, reporter)
-    return landscape_of(subject, args, device, reporter, settings)
-
-
-DEFINITIONS = {
-    "gradients": gradients.DEFINITION,
-    "shattering": shattering.DEFINITION,
-    "lesion": lesion.DEFINITION,
-    "landscape": landscape.DEFINITION,
-}
-
-
-# --- over a sweep or a list of nets -----------------------------------------------------------------------
+# --- one analysis over a sweep's runs, or over nets at init -----------------------------------------------
 
 
 def is_current(record: dict | None, settings: dict, checkpoint_step: int | None) -> bool:
@@ -150,45 +91,52 @@ def is_current(record: dict | None, settings: dict, checkpoint_step: int | None)
     return record.get("step", checkpoint_step) == checkpoint_step
 
 
-def analyse_runs(analysis: str, runs: list[RunDir], args, device) -> None:
+def analyse_runs(analysis: Analysis, runs: list[RunDir], options, device) -> None:
     """Computes (or reuses) each run's record of the analysis, into its run directory."""
-    settings = settings_of(analysis, args)
+    settings = analysis.settings(options)
     subjects = [of_run(run) for run in runs]
     current = [
-        is_current(run.read_analysis(analysis), settings, trained_step(subject)) for run, subject in zip(runs, subjects)
+        is_current(run.read_analysis(analysis.name), settings, trained_step(subject))
+        for run, subject in zip(runs, subjects)
     ]
     for subject, done in zip(subjects, current):
         if not done:
-            data_root(subject, args.data_root)  # every run's data is there before hours go into the first
+            data_root(subject, options.data_root)  # every run's data is there before hours go into the first
     reporter = Reporter(len(runs))
     for run, subject, done in zip(runs, subjects, current):
-        reporter.start(f"{analysis} {subject.name}")
+        reporter.start(f"{analysis.name} {subject.name}")
         if done:
-            print(
-                f"[{reporter.index}/{reporter.total}] {subject.name}: reusing {run.analysis_path(analysis)}",
-                file=sys.stderr,
-            )
+            reporter.say(f"{subject.name}: reusing {run.analysis_path(analysis.name)}")
             continue
-        result = compute(analysis, subject, args, device, reporter, settings)
-        run.write_analysis(analysis, {"definition": DEFINITIONS[analysis], "settings": settings, **result})
+        result = analysis.measure(subject, Job(options, device, settings, reporter))
+        run.write_analysis(analysis.name, {"definition": analysis.definition, "settings": settings, **result})
 
 
-def analyse_nets(analysis: str, names: list[str], args, device, out: Path) -> dict:
+def analyse_nets(analysis: Analysis, subjects: list[Subject], options, device, out: Path) -> dict:
     """At init, for nets named without a run: <out>/<analysis>-init.json, one entry per net (reused if present)."""
-    path = out / INIT_FILE.format(analysis=analysis)
-    settings = {**settings_of(analysis, args), "seed": args.seed}
+    path = out / analysis.init_file
+    settings = {**analysis.settings(options), "seed": options.seed}
     record = read_json(path) or {}
-    if record.get("settings") != settings:
-        record = {"definition": DEFINITIONS[analysis], "settings": settings, "nets": {}}
-    subjects = [of_name(name, args.seed) for name in names]
-    if any(name not in record["nets"] for name in names):
-        data_root(subjects[0], args.data_root)
-    reporter = Reporter(len(names))
-    for name, subject in zip(names, subjects):
-        reporter.start(f"{analysis} {name} at init")
-        if name not in record["nets"]:
-            record["nets"][name] = compute(analysis, subject, args, device, reporter, settings)
+    if record.get("settings") != settings or record.get("definition") != analysis.definition:
+        record = {"definition": analysis.definition, "settings": settings, "nets": {}}
+    if any(subject.name not in record["nets"] for subject in subjects):
+        data_root(subjects[0], options.data_root)
+    reporter = Reporter(len(subjects))
+    for subject in subjects:
+        reporter.start(f"{analysis.name} {subject.name} at init")
+        if subject.name not in record["nets"]:
+            record["nets"][subject.name] = analysis.measure(subject, Job(options, device, settings, reporter))
             write_json(path, record)
+    if analysis.at_init_extras and "extras" not in record:
+        record["extras"] = analysis.at_init_extras(settings)
+        write_json(path, record)
+    return record
+
+
+def recorded_nets(analysis: Analysis, out: Path) -> dict:
+    record = read_json(out / analysis.init_file)
+    if record is None:
+        raise UserError(f"--redraw: no {out / analysis.init_file} to draw (run the command without --redraw first)")
     return record
 
 
@@ -200,11 +148,62 @@ def write_json(path: Path, record: dict) -> None:
     write_atomically(path, json.dumps(record, indent=1) + "\n")
 
 
-def toy_record(out: Path, seed: int) -> dict:
-    """The 1-D toy of Balduzzi et al. at init (<out>/shattering-toy.json, reused for the same seed)."""
-    path = out / TOY_FILE
-    record = read_json(path)
-    if not record or record.get("seed") != seed:
-        record = {"definition": shattering.TOY_DEFINITION, "seed": seed, "nets": shattering.toy(seed)}
-        write_json(path, record)
-    return record["nets"]
+def drawn(analysis: Analysis, drawing: Drawing, out: Path) -> list[Path]:
+    """The analysis's figures, saved as PNG and PDF; a figure its record does not name is a mistake in the record."""
+    figures = analysis.draw(drawing)
+    unnamed = set(figures) - set(analysis.figures)
+    if unnamed:
+        raise ValueError(f"{analysis.name} drew {sorted(unnamed)}, which its record does not name")
+    return [path for name, figure in figures.items() for path in save(figure, out, name)]
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+
+def over_nets(analyses: list[Analysis], options, device) -> list[Path]:
+    out = Path(options.out or "figures/at-init")
+    claim_output(out, NETS_SOURCE)
+    if len(analyses) == 1 and analyses[0].needs_trained:
+        raise UserError(f"{analyses[0].name} needs trained nets: pass --sweep (--nets builds nets at init)")
+    subjects = [of_name(name, options.seed) for name in options.nets]
+    written = []
+    for analysis in (a for a in analyses if not a.needs_trained):
+        record = (
+            recorded_nets(analysis, out) if options.redraw else analyse_nets(analysis, subjects, options, device, out)
+        )
+        written += drawn(analysis, Drawing(entries_of_nets(record), extras=record.get("extras", {})), out)
+    return written
+
+
+def over_sweep(analyses: list[Analysis], options, device) -> list[Path]:
+    sweep = Path(options.sweep) if options.sweep else latest_sweep(options.runs)
+    seeds = options.seeds
+    runs = [run for run in find_runs(sweep) if seeds is None or (run.read_summary() or {}).get("seed") in seeds]
+    if not runs:
+        only = f" with seeds {','.join(map(str, seeds))}" if seeds else ""
+        raise UserError(f"no runs in {sweep}{only} (a run directory has a summary.json)")
+    out = Path(options.out) if options.out else Path("figures") / sweep.name
+    claim_output(out, os.path.relpath(sweep.resolve(), out.resolve()))
+    written = []
+    for analysis in analyses:
+        if not options.redraw:
+            analyse_runs(analysis, runs, options, device)
+        written += drawn(analysis, Drawing(entries_of_runs(runs, analysis.name), runs), out)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    command_line = parser()
+    options = command_line.parse_args(argv)
+    analyses = chosen(command_line, options.analysis)
+    if not options.sweep and not options.nets and not Path(options.runs).is_dir():
+        command_line.error(f"argument --runs: no folder {options.runs}")
+    plt.switch_backend("Agg")
+    try:
+        device = pick_device(options.device)
+        if options.device == "cuda" and device.type != "cuda":
+            raise UserError("--device cuda: no CUDA device is visible")
+        for path in (over_nets if options.nets else over_sweep)(analyses, options, device):
+            print(path)
+    except (UserError, FileNotFoundError, FileExistsError) as error:
+        exit_with(error)

@@ -13,12 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.analysis.subjects import low_memory_forward
+from degradation.analysis.job import Job
+from degradation.analysis.subjects import Subject, cifar_images, init_net, low_memory_forward
 
 DEFINITION = (
     "per conv/linear layer, input to output: L2 norm of d(mean minibatch cross-entropy)/dW "
     "(weight decay not included) and of W"
 )
+BATCH = 128  # the first training images (unaugmented): the batch whose loss gives the step-0 gradients
 
 
 def weight_layers(net: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -75,3 +77,9 @@ def at_init(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[
     net.zero_grad(set_to_none=True)
     F.cross_entropy(low_memory_forward(net, images), labels).backward()
     return GradientRecorder(net).read(0)
+
+
+def measure(subject: Subject, job: Job) -> dict:
+    """The norms at init (step 0) of the subject's net as built, on the first BATCH training images."""
+    batch = cifar_images(subject, job.options.data_root, "train", BATCH, job.device)
+    return {"init": at_init(init_net(subject).to(job.device), batch.images, batch.labels)}

@@ -13,12 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.analysis.subjects import Images
+from degradation.analysis.job import Job
+from degradation.analysis.subjects import Images, Subject, cifar_images, trained_net
 
 DEFINITION = (
     "mean cross-entropy on fixed training images (no augmentation, BN eval) at theta + alpha*delta + "
     "beta*eta; delta, eta Gaussian, filter-normalized, zero for biases and BN parameters"
 )
+IMAGES = 2000  # laptop-sized defaults (Li et al.: 51 x 51 points on all 50,000 training images)
+POINTS = 21
 
 
 def filter_normalized(weights: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -99,3 +102,22 @@ def surface(
             for p, o in zip(net.parameters(), origin):
                 p.copy_(o)
     return record
+
+
+def measure(subject: Subject, job: Job) -> dict:
+    """The surface of the run's trained weights; a grid an earlier call left unfinished with the same settings and
+    checkpoint is continued, and the run's record is saved after every grid row."""
+    net, step = trained_net(subject)
+    settings = job.settings
+    images = cifar_images(subject, job.options.data_root, "train", settings["images"], job.device)
+    earlier = subject.run_dir.read_analysis("landscape") or {}
+    same = earlier.get("settings") == settings and earlier.get("step") == step
+    done = {key: earlier[key] for key in ("axis", "loss", "slice_axis", "slice")} if same else None
+
+    def save(record: dict) -> None:
+        subject.run_dir.write_analysis(
+            "landscape", {"definition": DEFINITION, "settings": settings, "step": step, **record}
+        )
+
+    record = surface(net.to(job.device), images, settings["points"], settings["seed"], done, save, job.progress.within)
+    return {"step": step, **record}

@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.analysis.subjects import Images, error_and_loss
+from degradation.analysis.job import Job
+from degradation.analysis.subjects import Images, Subject, cifar_images, error_and_loss, trained_net
 
 DRAWS = 5  # random sets of deleted blocks per k
+KS = (1, 2, 4, 6, 8, 12, 16, 20)  # numbers of random blocks deleted
 DEFINITION = (
     "test error (%) of the trained net, eval mode, with blocks deleted: a residual block's output = "
     "relu(shortcut(x)), a plain block's = its input (only where shapes match; downsampling blocks marked)"
@@ -85,3 +87,15 @@ def lesion_study(
         "draws": draws,
         "images": len(images),
     }
+
+
+def measure(subject: Subject, job: Job) -> dict:
+    """The study on the run's trained weights, by default on the run's own test images."""
+    net, step = trained_net(subject)
+    size = job.settings["images"] or subject.config.get("data", {}).get("test_size")
+    images = cifar_images(subject, job.options.data_root, "test", size, job.device)
+    settings = job.settings
+    study = lesion_study(
+        net.to(job.device), images, settings["ks"], settings["draws"], settings["seed"], job.progress.within
+    )
+    return {**study, "step": step}

@@ -5,7 +5,7 @@ Colour = depth (as Figure 6), dashed = plain, solid = ResNet; seeds are averaged
 """
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,6 +26,7 @@ class Entry:
     depth: int
     seed: int
     record: dict
+    settings: dict = field(default_factory=dict)  # what it was computed with (shattering's points, say)
 
 
 def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
@@ -33,16 +34,63 @@ def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
     for run in runs:
         summary, record = run.read_summary() or {}, run.read_analysis(analysis)
         if record is not None and summary.get("arch") in ARCH_STYLE:
-            found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record))
+            found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {})))
     return found
 
 
 def entries_of_nets(record: dict) -> list[Entry]:
     """The nets of an <analysis>-init.json."""
     return [
-        Entry(name.split("-")[0], int(name.split("-")[1]), record["settings"].get("seed", 0), result)
+        Entry(
+            name.split("-")[0], int(name.split("-")[1]), record["settings"].get("seed", 0), result, record["settings"]
+        )
         for name, result in record["nets"].items()
     ]
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """What an analysis's figures are drawn from: an entry per net; the sweep's runs (None for nets at init,
+    --nets); what the at-init record holds besides the nets (shattering's 1-D toy)."""
+
+    entries: list[Entry]
+    runs: list[RunDir] | None = None
+    extras: dict = field(default_factory=dict)
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.runs is not None else "_at_init"
+
+
+def gradients_figures(drawing: Drawing) -> dict:
+    drawn = {}
+    if drawing.runs is not None:
+        profiles, ratio = training_gradients(drawing.runs)
+        if profiles:
+            drawn.update(gradients_by_layer=profiles, gradients_ratio=ratio)
+    if drawing.entries:
+        drawn["gradients_at_init"] = init_gradients(drawing.entries)
+    return drawn
+
+
+def shattering_figures(drawing: Drawing) -> dict:
+    if not drawing.entries:
+        return {}
+    return {
+        f"shattering{drawing.suffix}": shattering_curves(drawing.entries),
+        f"shattering_depth{drawing.suffix}": neighbour_correlation(drawing.entries, drawing.extras.get("toy")),
+    }
+
+
+def lesion_figures(drawing: Drawing) -> dict:
+    return {"lesion": lesion_figure(drawing.entries)} if drawing.entries else {}
+
+
+def landscape_figures(drawing: Drawing) -> dict:
+    if not drawing.entries:
+        return {}
+    contours, slices = landscape_surfaces(drawing.entries)
+    return {"landscape": contours, "landscape_1d": slices}
 
 
 def by_net(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
@@ -224,6 +272,7 @@ def mean_curve(group: list[Entry], state: str, bn: str) -> np.ndarray | None:
 def shattering_curves(entries: list[Entry]):
     """r(k) against lag k: columns at init / trained, rows BN train / eval mode."""
     states = [state for state in ("init", "trained") if any(state in e.record for e in entries)]
+    points = entries[0].settings["points"]  # the same for all: a record with other settings is computed again
     fig, axes = plt.subplots(2, len(states), figsize=(5.2 * len(states), 6.4), squeeze=False, sharey=True)
     for column, state in enumerate(states):
         for row, bn in enumerate(("train", "eval")):
@@ -234,7 +283,7 @@ def shattering_curves(entries: list[Entry]):
                     ax.plot(np.arange(len(curve)), curve, **style(arch, depth))
             ax.axhline(0, color="0.5", linewidth=0.8)
             ax.set_title(f"{'at init' if state == 'init' else 'trained'}; {BN_TITLES[bn]}", fontsize=9)
-            ax.set_xlabel("lag k (of 255 steps along the line)")
+            ax.set_xlabel(f"lag k (steps of 1/{points - 1} of the line: {points} points)")
             ax.grid(alpha=0.3)
             legend(ax, fontsize=6, ncol=2)
         axes[0][column].set_ylim(-0.2, 1.02)
@@ -248,7 +297,7 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
     """r(1) against depth, plain vs ResNet, at init (and trained where measured), one panel per BN mode; the 1-D
     toy on the right."""
     fig, axes = plt.subplots(1, 4 if toy else 2, figsize=(18 if toy else 10, 3.8), squeeze=False)
-    axes = list(axes[0])
+    axes, spacing = list(axes[0]), entries[0].settings["points"] - 1
     for ax, bn in zip(axes, ("train", "eval")):
         not_finite = []
         for state, marker in (("init", "o"), ("trained", "s")):
@@ -275,7 +324,7 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
         ax.set(
             xscale="log",
             xlabel="depth",
-            ylabel="r(1): correlation of neighbouring gradients",
+            ylabel=f"r(1): correlation of neighbouring\ngradients (1/{spacing} of the line apart)",
             title=BN_TITLES[bn],
             ylim=(-0.05, 1.02),
         )
@@ -295,19 +344,24 @@ TOY_COLORS = {"feedforward-1": "#0072b2", "feedforward-24": "#d62728", "resnet-5
 
 
 def draw_toy(gradient_ax, correlation_ax, toy: dict) -> None:
-    """Balduzzi et al.'s Figure 1 check: the gradient along [-2, 2] and its autocorrelation."""
-    for name, result in toy.items():
+    """Balduzzi et al.'s Figure 1 check: the gradient along the line and its autocorrelation, beside those of
+    brown noise (what a 1-layer net's gradient should look like) and white noise (a deep plain net's)."""
+    for name, result in toy["nets"].items():
         gradient = np.array(result["gradient"])
         gradient_ax.plot(
-            np.linspace(-2, 2, len(gradient)),
+            np.linspace(*toy["line"], len(gradient)),
             gradient / np.abs(gradient).max(),
             linewidth=0.8,
             color=TOY_COLORS.get(name),
             label=name,
         )
         correlation_ax.plot(result["autocorrelation"], color=TOY_COLORS.get(name), label=name)
+    for kind, linestyle in (("brown", "--"), ("white", ":")):
+        correlation_ax.plot(toy["noises"][kind], color="0.35", linestyle=linestyle, label=f"{kind} noise (mean)")
     gradient_ax.set(title="1-D toy at init: gradient (scaled to max 1)", xlabel="input x")
-    correlation_ax.set(title="1-D toy: autocorrelation", xlabel="lag k (of 255)", ylabel="r(k)")
+    correlation_ax.set(
+        title="1-D toy: autocorrelation", xlabel=f"lag k (steps of 1/{toy['points'] - 1} of the line)", ylabel="r(k)"
+    )
     for ax in (gradient_ax, correlation_ax):
         ax.grid(alpha=0.3)
         legend(ax, fontsize=7)
@@ -379,7 +433,7 @@ def lesion_figure(entries: list[Entry]):
 # --- landscape ------------------------------------------------------------------------------------------
 
 
-def landscape_figures(entries: list[Entry]):
+def landscape_surfaces(entries: list[Entry]):
     """(contours: rows = depths, columns = plain / ResNet, each net's lowest seed with a complete grid; 1-D slices)."""
     complete = [entry for entry in entries if entry.record.get("complete")]
     nets = {key: group[0] for key, group in by_net(complete).items()}

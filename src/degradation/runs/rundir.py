@@ -8,8 +8,8 @@
       responses.json         Figure 7: the std of each 3x3 layer's response, measured when training ended
       gradients.csv          every conv/linear weight's gradient norm and norm, one row per layer every log_every
                              iterations (see GRADIENT_COLUMNS)
-      gradients.json, shattering.json, lesion.json, landscape.json
-                             the analyses of `python -m degradation.analyze` (docs/run-directory.md)
+      <analysis>.json        each analysis of `python -m degradation.analyze` (gradients.json, lesion.json, ...:
+                             analysis/registry.py names them; docs/run-directory.md)
       checkpoints/last.ckpt  the latest Lightning checkpoint (model, optimizer, loops, loader position)
       checkpoints/previous.ckpt  the one before it: the fallback if last.ckpt is unreadable
       train.log              the run's log (Hydra's job log; appended to on resume)
@@ -33,9 +33,7 @@ CONFIG_FILE = "config.yaml"
 RESPONSES_FILE = "responses.json"
 GRADIENTS_FILE = "gradients.csv"
 GRADIENT_COLUMNS = ("step", "layer", "grad_norm", "weight_norm")
-ANALYSIS_FILES = {
-    name: f"{name}.json" for name in ("gradients", "shattering", "lesion", "landscape")
-}  # degradation.analyze
+ANALYSIS_FILE = "{analysis}.json"  # the record of an analysis of degradation.analyze (analysis/registry.py)
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 PREVIOUS_CHECKPOINT = "previous.ckpt"
@@ -103,7 +101,7 @@ class RunDir:
         return self.path / GRADIENTS_FILE
 
     def analysis_path(self, analysis: str) -> Path:
-        return self.path / ANALYSIS_FILES[analysis]
+        return self.path / ANALYSIS_FILE.format(analysis=analysis)
 
     @property
     def lock_path(self) -> Path:
