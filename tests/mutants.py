@@ -1418,7 +1418,7 @@ MUTATIONS = [
         "named",
         "if name not in ANALYSES:",
         "if name not in ANALYSES:\n        return next(iter(ANALYSES.values()))\n    if False:",
-        "tests/analysis/test_analyze.py::test_bad_input_is_one_error_line[args6-no analysis 'everything': the analyses are gradients, shattering, lesion, landscape (or all)]",
+        "tests/analysis/test_analyze.py::test_bad_input_is_one_error_line[name]",
     ),
     Mutation(
         "an analysis's record is written under another analysis's file (issue 36)",
@@ -1474,7 +1474,31 @@ MUTATIONS = [
         "over_nets",
         "if len(analyses) == 1 and analyses[0].needs_trained:",
         "if False:",
-        "tests/analysis/test_analyze.py::test_bad_input_is_one_error_line[args0-needs trained nets]",
+        "tests/analysis/test_analyze.py::test_bad_input_is_one_error_line[trained-only-at-init]",
+    ),
+    Mutation(
+        "a record of an older definition is reused (issue 36)",
+        "src/degradation/analysis/command.py",
+        "is_current",
+        'record.get("definition") != analysis.definition or ',
+        "",
+        "tests/analysis/test_analyze.py::test_records_of_another_definition_are_computed_again_and_the_toy_follows_its_code",
+    ),
+    Mutation(
+        "an at-init record's toy is computed once and drawn ever after, whatever its code says now (issue 36)",
+        "src/degradation/analysis/command.py",
+        "analyse_nets",
+        "if analysis.at_init_extras:",
+        'if analysis.at_init_extras and "extras" not in record:',
+        "tests/analysis/test_analyze.py::test_records_of_another_definition_are_computed_again_and_the_toy_follows_its_code",
+    ),
+    Mutation(
+        "shattering records of different numbers of points drawn on one lag axis (issue 36)",
+        "src/degradation/report/analysis_figures.py",
+        "line_points",
+        "if len(points) > 1:",
+        "if False:",
+        "tests/report/test_analysis_figures.py::test_shattering_records_of_different_numbers_of_points_are_not_drawn_together",
     ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(

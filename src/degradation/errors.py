@@ -20,6 +20,21 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{value} < 1")
+    return value
+
+
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        return at_least_one(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+
+
 def comma_list(item_type, what: str):
     """An argparse type: a comma-separated list of `item_type`, refused as a whole with `what` named."""
 

@@ -1,8 +1,11 @@
 """The command line over a (tiny) sweep: data into the run directories, figures into the sweep's folder, results
 reused, and one error line for every bad input."""
 
+import contextlib
 import dataclasses
+import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import pytest
 
 from conftest import TINY_RUN, main_refuses, run_train
 from degradation.analysis.registry import ANALYSES, Analysis, Option, markdown_table, options_by_flag
+from degradation.analysis.shattering import TOY_DEFINITION
 from degradation.analysis.subjects import init_net
 from degradation.analyze import main
 from degradation.report.analysis_figures import Drawing
@@ -28,12 +32,23 @@ def tiny_sweep(tmp_path_factory, fake_cifar_root):
     return cwd
 
 
+@pytest.fixture(scope="module")
+def written_by_all(tiny_sweep) -> list[str]:
+    """`analyze all` over the tiny sweep, once: what it printed (the figures it wrote)."""
+    output, cwd = io.StringIO(), os.getcwd()
+    os.chdir(tiny_sweep)
+    try:
+        with contextlib.redirect_stdout(output):
+            main(["all", "--sweep", "runs/tiny", *SMALL])
+    finally:
+        os.chdir(cwd)
+    return output.getvalue().split()
+
+
 def test_all_four_analyses_write_their_data_into_each_run_and_their_figures_beside_the_sweeps(
-    tiny_sweep, monkeypatch, capsys
+    tiny_sweep, written_by_all
 ):
-    monkeypatch.chdir(tiny_sweep)
-    main(["all", "--sweep", "runs/tiny", *SMALL])
-    written = capsys.readouterr().out.split()
+    written = written_by_all
     for arch in ("plain", "resnet"):
         run = RunDir(tiny_sweep / f"runs/tiny/{arch}-8/seed=0")
         records = {name: run.read_analysis(name) for name in ANALYSES}
@@ -93,6 +108,28 @@ def test_a_run_that_ended_after_its_last_checkpoint_reuses_its_results_too(tiny_
     assert "reusing" in capsys.readouterr().err and run.analysis_path("lesion").stat().st_mtime_ns == first
 
 
+def test_records_of_another_definition_are_computed_again_and_the_toy_follows_its_code(
+    tmp_path, fake_cifar_root, monkeypatch
+):
+    """A record whose definition has changed since (the measure changed) is not reused; the at-init record's
+    extras (shattering's 1-D toy) are computed again on every call, so an old toy is never drawn."""
+    monkeypatch.chdir(tmp_path)
+    args = ["shattering", "--nets", "plain-8", "--data-root", str(fake_cifar_root), "--pairs", "1", "--out", "init"]
+    main(args)
+    path = tmp_path / "init/shattering-init.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({**record, "extras": {"toy": {"definition": "an older toy"}}}))
+    main(args)
+    assert json.loads(path.read_text())["extras"]["toy"]["definition"] == TOY_DEFINITION
+
+    record["nets"]["plain-8"] = {"init": "from an older definition"}
+    path.write_text(json.dumps({**record, "definition": "an older shattering"}))
+    main(args)
+    again = json.loads(path.read_text())
+    assert again["definition"] == ANALYSES["shattering"].definition
+    assert set(again["nets"]["plain-8"]["init"]) == {"train", "eval"}
+
+
 def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     main(
@@ -118,17 +155,16 @@ def test_nets_without_a_run_are_analysed_at_init(tmp_path, fake_cifar_root, monk
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["landscape", "--nets", "plain-8"], "needs trained nets"),
-        (["shattering", "--nets", "plain-9"], "6n+2"),
-        (["shattering", "--nets", "vgg-16"], "plain or resnet"),
-        (["landscape", "--points", "0"], "--points"),
-        (["lesion", "--ks", "1,-2"], "--ks"),
-        (["lesion", "--sweep", "no/such/sweep"], "no folder"),
-        (
-            ["everything"],
-            "no analysis 'everything': the analyses are gradients, shattering, lesion, landscape (or all)",
+        pytest.param(["landscape", "--nets", "plain-8"], "needs trained nets", id="trained-only-at-init"),
+        pytest.param(["shattering", "--nets", "plain-9"], "6n+2", id="depth"),
+        pytest.param(["shattering", "--nets", "vgg-16"], "plain or resnet", id="net-name"),
+        pytest.param(["landscape", "--points", "0"], "--points", id="points"),
+        pytest.param(["lesion", "--ks", "1,-2"], "--ks", id="ks"),
+        pytest.param(["lesion", "--sweep", "no/such/sweep"], "no folder", id="sweep"),
+        pytest.param(
+            ["everything"], f"no analysis 'everything': the analyses are {', '.join(ANALYSES)} (or all)", id="name"
         ),
-        (["lesion", "--sweep", "runs/tiny", "--nets", "plain-8"], "not allowed with"),
+        pytest.param(["lesion", "--sweep", "runs/tiny", "--nets", "plain-8"], "not allowed with", id="sweep-and-nets"),
     ],
 )
 def test_bad_input_is_one_error_line(args, says, tiny_sweep, monkeypatch, capsys):
@@ -222,11 +258,11 @@ def test_docs_list_the_analyses_as_their_records_say():
     assert markdown_table() in docs, f"docs/analyses.md's table of the analyses should read:\n{markdown_table()}"
 
 
-def test_redraw_draws_the_recorded_data_without_checkpoints(tiny_sweep, tmp_path, monkeypatch, capsys):
-    """What experiments/ commit: the records without checkpoints; --redraw draws them and computes nothing."""
+def test_redraw_draws_the_recorded_data_without_checkpoints(tiny_sweep, written_by_all, tmp_path, monkeypatch, capsys):
+    """What experiments/ commit: the records without checkpoints; --redraw draws them and computes nothing (the
+    records were computed with --pairs 1; without --redraw the default 4 would compute them again)."""
     sweep = shutil.copytree(tiny_sweep / "runs/tiny", tmp_path / "runs/copied")
     monkeypatch.chdir(tmp_path)
-    main(["shattering", "--sweep", "runs/copied", "--pairs", "1"])
     for checkpoint in sweep.glob("*/seed=*/checkpoints/*.ckpt"):
         checkpoint.unlink()
     records = {path: path.read_text() for path in sweep.glob("*/seed=*/shattering.json")}

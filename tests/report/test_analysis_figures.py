@@ -3,10 +3,12 @@
 import math
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
-from degradation.report.analysis_figures import Entry, landscape_surfaces  # noqa: E402
+from degradation.errors import UserError  # noqa: E402
+from degradation.report.analysis_figures import Entry, landscape_surfaces, shattering_curves  # noqa: E402
 
 AXIS = [-1.0, 0.0, 1.0]
 
@@ -41,3 +43,17 @@ def test_each_net_shows_its_lowest_seed_with_a_complete_grid():
         [Entry("resnet", 20, 0, surface(1.0, complete=False)), Entry("resnet", 20, 1, surface(1.5))]
     )
     assert fig.axes[1].get_title().startswith("ResNet-20 (seed 1,")
+
+
+def shattering_entry(points: int) -> Entry:
+    curve = {"autocorrelation": [1.0, 0.5, 0.2], "neighbour_correlation": 0.5}
+    return Entry("plain", 20, 0, {"init": {"train": curve, "eval": curve}}, {"points": points})
+
+
+def test_shattering_records_of_different_numbers_of_points_are_not_drawn_together():
+    """Lag k is k/(points - 1) of the line: curves of 256 and 128 points on one lag axis would compare unlike
+    distances (what --redraw of records computed at two settings could otherwise do)."""
+    fig = shattering_curves([shattering_entry(256), shattering_entry(256)])
+    assert "1/255 of the line" in fig.axes[0].get_xlabel()
+    with pytest.raises(UserError, match="records of 128 and 256 points on the line cannot share a lag axis"):
+        shattering_curves([shattering_entry(256), shattering_entry(128)])

@@ -65,30 +65,37 @@ def parser() -> OneLineParser:
     p.add_argument(
         "--redraw",
         action="store_true",
-        help="only draw the figures from the records already written (nothing computed: no checkpoint or data needed)",
+        help="only draw the figures from the records already written, with their recorded settings (nothing is "
+        "computed: no checkpoint or data needed; the analyses' own options are ignored)",
     )
     for flag, (option, uses) in options_by_flag().items():
         p.add_argument(flag, type=option.type, default=option.default, help=uses)
     return p
 
 
-def chosen(parsed: OneLineParser, name: str) -> list[Analysis]:
+def chosen(command_line: OneLineParser, name: str) -> list[Analysis]:
     """The analyses the command names (all: every one); another name is one error line listing them."""
     try:
         return list(ANALYSES.values()) if name == ALL else [named(name)]
     except UserError as error:
-        parsed.error(f"{error} (or {ALL})")
+        command_line.error(f"{error} (or {ALL})")
 
 
 # --- one analysis over a sweep's runs, or over nets at init -----------------------------------------------
 
 
-def is_current(record: dict | None, settings: dict, checkpoint_step: int | None) -> bool:
-    """A recorded result to reuse: complete, with the same settings and, where it used trained weights, those of
-    the run's checkpoint as it is now."""
-    if not record or record.get("settings") != settings or not record.get("complete", True):
+def is_current(record: dict | None, analysis: Analysis, settings: dict, checkpoint_step: int | None = None) -> bool:
+    """A recorded result to reuse: complete, of the same definition and settings and, where it used trained
+    weights, those of the run's checkpoint as it is now."""
+    if not record or not record.get("complete", True):
+        return False
+    if record.get("definition") != analysis.definition or record.get("settings") != settings:
         return False
     return record.get("step", checkpoint_step) == checkpoint_step
+
+
+def as_record(analysis: Analysis, settings: dict, result: dict) -> dict:
+    return {"definition": analysis.definition, "settings": settings, **result}
 
 
 def analyse_runs(analysis: Analysis, runs: list[RunDir], options, device) -> None:
@@ -96,7 +103,7 @@ def analyse_runs(analysis: Analysis, runs: list[RunDir], options, device) -> Non
     settings = analysis.settings(options)
     subjects = [of_run(run) for run in runs]
     current = [
-        is_current(run.read_analysis(analysis.name), settings, trained_step(subject))
+        is_current(run.read_analysis(analysis.name), analysis, settings, trained_step(subject))
         for run, subject in zip(runs, subjects)
     ]
     for subject, done in zip(subjects, current):
@@ -108,17 +115,22 @@ def analyse_runs(analysis: Analysis, runs: list[RunDir], options, device) -> Non
         if done:
             reporter.say(f"{subject.name}: reusing {run.analysis_path(analysis.name)}")
             continue
-        result = analysis.measure(subject, Job(options, device, settings, reporter))
-        run.write_analysis(analysis.name, {"definition": analysis.definition, "settings": settings, **result})
+
+        def save(result: dict, run: RunDir = run) -> None:
+            run.write_analysis(analysis.name, as_record(analysis, settings, result))
+
+        save(
+            analysis.measure(subject, Job(options, device, settings, reporter, run.read_analysis(analysis.name), save))
+        )
 
 
 def analyse_nets(analysis: Analysis, subjects: list[Subject], options, device, out: Path) -> dict:
     """At init, for nets named without a run: <out>/<analysis>-init.json, one entry per net (reused if present)."""
     path = out / analysis.init_file
     settings = {**analysis.settings(options), "seed": options.seed}
-    record = read_json(path) or {}
-    if record.get("settings") != settings or record.get("definition") != analysis.definition:
-        record = {"definition": analysis.definition, "settings": settings, "nets": {}}
+    record = read_json(path)
+    if not is_current(record, analysis, settings):
+        record = as_record(analysis, settings, {"nets": {}})
     if any(subject.name not in record["nets"] for subject in subjects):
         data_root(subjects[0], options.data_root)
     reporter = Reporter(len(subjects))
@@ -127,7 +139,7 @@ def analyse_nets(analysis: Analysis, subjects: list[Subject], options, device, o
         if subject.name not in record["nets"]:
             record["nets"][subject.name] = analysis.measure(subject, Job(options, device, settings, reporter))
             write_json(path, record)
-    if analysis.at_init_extras and "extras" not in record:
+    if analysis.at_init_extras:  # cheap, and computed again so that they follow their code
         record["extras"] = analysis.at_init_extras(settings)
         write_json(path, record)
     return record
@@ -165,9 +177,12 @@ def over_nets(analyses: list[Analysis], options, device) -> list[Path]:
     claim_output(out, NETS_SOURCE)
     if len(analyses) == 1 and analyses[0].needs_trained:
         raise UserError(f"{analyses[0].name} needs trained nets: pass --sweep (--nets builds nets at init)")
+    at_init = [a for a in analyses if not a.needs_trained]
+    if options.redraw and len(at_init) > 1:  # all: those that have a record
+        at_init = [a for a in at_init if (out / a.init_file).is_file()] or at_init
     subjects = [of_name(name, options.seed) for name in options.nets]
     written = []
-    for analysis in (a for a in analyses if not a.needs_trained):
+    for analysis in at_init:
         record = (
             recorded_nets(analysis, out) if options.redraw else analyse_nets(analysis, subjects, options, device, out)
         )

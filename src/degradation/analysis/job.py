@@ -1,9 +1,11 @@
 """What computing one analysis of one net is given besides the net: the command's options, the device, the settings
-its record will carry, and where its progress goes."""
+its record will carry, where its progress goes, and (for a run) what an earlier, unfinished call recorded and how
+to record a partial result, so that a long computation continues where it stopped."""
 
 import sys
 import time
 from argparse import Namespace
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,3 +38,5 @@ class Job:
     device: torch.device
     settings: dict  # what the result depends on besides the weights: recorded with it
     progress: Reporter
+    earlier: dict | None = None  # the run's record of this analysis as an earlier call left it (None: no run)
+    save: Callable[[dict], None] = lambda partial: None  # writes a partial result as the run's record

@@ -106,18 +106,16 @@ def surface(
 
 def measure(subject: Subject, job: Job) -> dict:
     """The surface of the run's trained weights; a grid an earlier call left unfinished with the same settings and
-    checkpoint is continued, and the run's record is saved after every grid row."""
+    checkpoint is continued, and the record is saved after every grid row."""
     net, step = trained_net(subject)
     settings = job.settings
     images = cifar_images(subject, job.options.data_root, "train", settings["images"], job.device)
-    earlier = subject.run_dir.read_analysis("landscape") or {}
+    earlier = job.earlier or {}
     same = earlier.get("settings") == settings and earlier.get("step") == step
     done = {key: earlier[key] for key in ("axis", "loss", "slice_axis", "slice")} if same else None
 
     def save(record: dict) -> None:
-        subject.run_dir.write_analysis(
-            "landscape", {"definition": DEFINITION, "settings": settings, "step": step, **record}
-        )
+        job.save({"step": step, **record})
 
     record = surface(net.to(job.device), images, settings["points"], settings["seed"], done, save, job.progress.within)
     return {"step": step, **record}

@@ -6,30 +6,15 @@ Adding an analysis: its compute function (`measure(subject, job) -> dict`, analy
 (report/analysis_figures.py: `Drawing -> {figure name: figure}`), and a record below.
 """
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from degradation.analysis import gradients, landscape, lesion, shattering
-from degradation.errors import UserError, comma_list
+from degradation.errors import UserError, at_least_one, comma_list, positive
 from degradation.report import analysis_figures as figures
 from degradation.runs.rundir import ANALYSIS_FILE
 
 INIT_FILE = "{analysis}-init.json"  # what --nets computes (no run directory holds it), in the --out folder
-
-
-def at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"{value} < 1")
-    return value
-
-
-def positive(text: str) -> int:
-    try:
-        return at_least_one(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -41,10 +26,6 @@ class Option:
     type: Callable = positive
     default: object = None
     note: str = ""  # said after the default (what the paper used, say)
-
-    @property
-    def dest(self) -> str:
-        return self.flag.removeprefix("--").replace("-", "_")
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ autocorrelation of the gradient as a function of the input.
 
 The lag is counted in points, so r(k) depends on how many the line has: lag k is k/(POINTS - 1) of the line.
 POINTS is fixed (256, Balduzzi et al.'s) and recorded with every result; measured at another number of points,
-compare r at the same fraction of the line (at init, BN in train mode, 2 pairs: r(1) of plain-20 / resnet-20 is
-0.60 / 0.94 at 256 points, 0.38 / 0.89 at 128).
+compare r at the same fraction of the line (where, for brown noise, the number of points does not matter).
 
 BatchNorm: in "train" mode (the default) the line's points are one batch and BN normalises with that batch's
 statistics, as the first step of training would; g_i is then the gradient of the sum of the logits over the
@@ -35,7 +34,7 @@ MAX_LAG = 64
 BN_MODES = ("train", "eval")
 DEFINITION = (
     "r(k) = mean_i <C_i, C_i+k> / mean_i <C_i, C_i>, C = input gradients of the first image's class "
-    "logit at 256 points on the line between two test images, minus their mean"
+    f"logit at {POINTS} points on the line between two test images, minus their mean"
 )
 
 
@@ -131,14 +130,15 @@ class ToyNet(nn.Module):
         return self.head(x)
 
 
-TOY_DEFINITION = (
-    "Balduzzi et al.'s 1-D toy at init: 1 input, 200 ReLUs per layer with BN (train mode over the 256 "
-    "points in [-2, 2]), He init, nn.Linear's biases; d(output)/d(input) at each point and its autocorrelation "
-    "r(k), lag k in steps of 1/255 of the line; beside it r(k) of brown and white noise at the same points"
-)
 TOY_NETS = {"feedforward-1": dict(layers=0), "feedforward-24": dict(layers=23), "resnet-50": dict(blocks=50)}
 TOY_LINE = (-2.0, 2.0)
 NOISE_DRAWS = 1000
+TOY_DEFINITION = (
+    f"Balduzzi et al.'s 1-D toy at init: 1 input, 200 ReLUs per layer with BN (train mode over the {POINTS} "
+    f"points in [{TOY_LINE[0]:g}, {TOY_LINE[1]:g}]), He init, nn.Linear's biases; d(output)/d(input) at each point "
+    f"and its autocorrelation r(k), lag k in steps of 1/{POINTS - 1} of the line; beside it the mean r(k) of "
+    f"{NOISE_DRAWS} draws of brown and of white noise at the same points"
+)
 
 
 def toy_gradient(name: str, seed: int, points: int = POINTS) -> torch.Tensor:
@@ -165,4 +165,4 @@ def toy(seed: int = 0, max_lag: int = MAX_LAG) -> dict:
         gradient = toy_gradient(name, seed)
         nets[name] = {"autocorrelation": autocorrelation(gradient, max_lag), "gradient": gradient[:, 0].tolist()}
     noises = {kind: noise_autocorrelation(kind, POINTS, max_lag) for kind in ("brown", "white")}
-    return {"points": POINTS, "line": list(TOY_LINE), "nets": nets, "noises": noises}
+    return {"definition": TOY_DEFINITION, "points": POINTS, "line": list(TOY_LINE), "nets": nets, "noises": noises}

@@ -1,4 +1,4 @@
-"""Figures of the four analyses (python -m degradation.analyze), from the records in run directories or the
+"""Figures of the analyses (python -m degradation.analyze), from the records in run directories or the
 at-init records of --nets. No torch: figures read records only.
 
 Colour = depth (as Figure 6), dashed = plain, solid = ResNet; seeds are averaged where a curve is drawn.
@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
 
+from degradation.errors import UserError
 from degradation.report.figures import TITLES, below_axes, color
 from degradation.runs.rundir import RunDir
 
@@ -269,10 +270,22 @@ def mean_curve(group: list[Entry], state: str, bn: str) -> np.ndarray | None:
     return np.mean(curves, axis=0) if curves else None
 
 
+def line_points(entries: list[Entry]) -> int:
+    """The points on the line of every record drawn: lag k means k/(points - 1) of the line, so records of
+    different numbers of points cannot share a lag axis."""
+    points = {entry.settings["points"] for entry in entries}
+    if len(points) > 1:
+        raise UserError(
+            f"shattering records of {' and '.join(map(str, sorted(points)))} points on the line cannot share a lag "
+            "axis: compute them again with one setting (without --redraw)"
+        )
+    return points.pop()
+
+
 def shattering_curves(entries: list[Entry]):
     """r(k) against lag k: columns at init / trained, rows BN train / eval mode."""
     states = [state for state in ("init", "trained") if any(state in e.record for e in entries)]
-    points = entries[0].settings["points"]  # the same for all: a record with other settings is computed again
+    points = line_points(entries)
     fig, axes = plt.subplots(2, len(states), figsize=(5.2 * len(states), 6.4), squeeze=False, sharey=True)
     for column, state in enumerate(states):
         for row, bn in enumerate(("train", "eval")):
@@ -297,24 +310,24 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
     """r(1) against depth, plain vs ResNet, at init (and trained where measured), one panel per BN mode; the 1-D
     toy on the right."""
     fig, axes = plt.subplots(1, 4 if toy else 2, figsize=(18 if toy else 10, 3.8), squeeze=False)
-    axes, spacing = list(axes[0]), entries[0].settings["points"] - 1
+    axes, spacing = list(axes[0]), line_points(entries) - 1
     for ax, bn in zip(axes, ("train", "eval")):
         not_finite = []
         for state, marker in (("init", "o"), ("trained", "s")):
             for arch in ("plain", "resnet"):
-                points = sorted(
+                by_depth = sorted(
                     (depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
                     for (a, depth), group in by_net(entries).items()
                     if a == arch and state in group[0].record
                 )
                 not_finite += [
                     f"{net_label(arch, depth)} ({state}): gradients not finite (float32 overflow)"
-                    for depth, value in points
+                    for depth, value in by_depth
                     if not np.isfinite(value)
                 ]
-                if points:
+                if by_depth:
                     ax.plot(
-                        *zip(*points),
+                        *zip(*by_depth),
                         marker=marker,
                         color="0.2" if state == "init" else "#d62728",
                         label=f"{TITLES[arch]}, {'at init' if state == 'init' else 'trained'}",
