@@ -1019,18 +1019,18 @@ MUTATIONS = [
     ),
     Mutation(
         "a deleted residual block drops its shortcut too (issue 25)",
-        "src/degradation/analysis/lesion.py",
-        "DeletedBlock.forward",
-        "F.relu(self.shortcut(x))",
-        "torch.zeros_like(self.shortcut(x))",
+        "src/degradation/nets/contract.py",
+        "ShortcutOnly.forward",
+        "self.after(self.shortcut(x))",
+        "self.after(torch.zeros_like(self.shortcut(x)))",
         "tests/analysis/test_lesion.py::test_deleting_a_block_whose_residual_branch_is_zero_changes_nothing",
     ),
     Mutation(
         "plain downsampling blocks are deleted as if they were the identity (issue 25)",
-        "src/degradation/analysis/lesion.py",
-        "deletable",
-        "block.residual or not downsamples(block)",
-        "True",
+        "src/degradation/nets/cifar.py",
+        "lesioned_post_activation",
+        "None if block.changes_shape else nn.Identity()",
+        "nn.Identity()",
         "tests/analysis/test_lesion.py::test_plain_downsampling_blocks_cannot_be_deleted_and_are_marked",
     ),
     Mutation(
@@ -1499,6 +1499,31 @@ MUTATIONS = [
         "if len(points) > 1:",
         "if False:",
         "tests/report/test_analysis_figures.py::test_shattering_records_of_different_numbers_of_points_are_not_drawn_together",
+    ),
+    # --- the network contract (nets/contract.py, issue 37) ---------------------------------------------------
+    Mutation(
+        "a residual block's lesioned form leaves out the ReLU after its addition (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "lesioned_post_activation",
+        "ShortcutOnly(block.shortcut, nn.ReLU())",
+        "ShortcutOnly(block.shortcut, nn.Identity())",
+        "tests/nets/test_contract.py::test_a_residual_block_whose_branch_is_zeroed_equals_its_lesioned_form[cifar-resnet-8-B]",
+    ),
+    Mutation(
+        "a bottleneck's branch end is not its last layer (issue 37)",
+        "src/degradation/nets/imagenet.py",
+        "Bottleneck.branch_end",
+        "return self.bn3",
+        "return self.bn2",
+        "tests/nets/test_contract.py::test_a_residual_block_whose_branch_is_zeroed_equals_its_lesioned_form[imagenet-resnet-50]",
+    ),
+    Mutation(
+        "a block's response layers out of network order (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "BasicBlock.response_layers",
+        "[self.bn1, self.bn2]",
+        "[self.bn2, self.bn1]",
+        "tests/nets/test_contract.py::test_response_layers_come_in_the_order_the_input_meets_them[cifar-resnet-8-A]",
     ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(

@@ -1,17 +1,16 @@
 """Lesion study (Veit et al. 2016): delete blocks of a trained network at test time and measure the test error.
 
-Deleting a block replaces it by its shortcut: relu(shortcut(x)), the block's own formula with its residual
-branch set to zero (with option A the shortcut of a downsampling block subsamples and pads with zeros; with a
-ReLU before every block, relu(x) = x elsewhere). A plain block has no shortcut: deleting it means passing its
-input on, which is possible only where its input and output shapes match; its downsampling blocks cannot be
-deleted and are marked. BN stays in eval mode with the trained statistics.
+Deleting a block replaces it by its lesioned form, which the block itself gives (nets/contract.py): what it
+computes with its residual branch set to zero. For the paper's post-activation blocks that is relu(shortcut(x))
+(with option A the shortcut of a downsampling block subsamples and pads with zeros; with a ReLU before every
+block, relu(x) = x elsewhere). A plain block has no shortcut: deleting it means passing its input on, which is
+possible only where its input and output shapes match; its downsampling blocks cannot be deleted and are
+marked. BN stays in eval mode with the trained statistics.
 """
 
 import copy
 import random
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from degradation.analysis.job import Job
@@ -25,37 +24,16 @@ DEFINITION = (
 )
 
 
-class DeletedBlock(nn.Module):
-    """What is left of a block when its residual branch is deleted: its shortcut (a plain block: nothing)."""
-
-    def __init__(self, block: nn.Module):
-        super().__init__()
-        self.shortcut, self.residual = block.shortcut, block.residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.shortcut(x)) if self.residual else x
-
-
-def branch_convs(block: nn.Module) -> list[nn.Conv2d]:
-    return [m for name, m in block.named_modules() if isinstance(m, nn.Conv2d) and not name.startswith("shortcut")]
-
-
-def downsamples(block: nn.Module) -> bool:
-    """The block changes the shape of what it is given (stride or width)."""
-    convs = branch_convs(block)
-    return any(conv.stride != (1, 1) for conv in convs) or convs[0].in_channels != convs[-1].out_channels
-
-
 def deletable(block: nn.Module) -> bool:
-    """A residual block always; a plain block only where its output has its input's shape."""
-    return block.residual or not downsamples(block)
+    """A residual block always; a plain block only where its output has its input's shape (nets/contract.py)."""
+    return block.lesioned() is not None
 
 
 def without_blocks(net: nn.Module, deleted: set[int]) -> nn.Module:
-    """A copy of the network with these blocks (indices into net.blocks) deleted."""
+    """A copy of the network with these blocks (indices into net.blocks) replaced by their lesioned forms."""
     lesioned = copy.deepcopy(net)
     for index in deleted:
-        lesioned.blocks[index] = DeletedBlock(lesioned.blocks[index])
+        lesioned.blocks[index] = lesioned.blocks[index].lesioned()
     return lesioned
 
 
@@ -82,7 +60,7 @@ def lesion_study(
     return {
         "intact": intact,
         "single": single,
-        "downsampling": [downsamples(block) for block in blocks],
+        "downsampling": [block.changes_shape for block in blocks],
         "random": by_k,
         "draws": draws,
         "images": len(images),

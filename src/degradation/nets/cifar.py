@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from degradation.nets.contract import ShortcutOnly
+
 STAGE_WIDTHS = (16, 32, 64)
 SHORTCUTS = ("A", "B")
 INIT_MODES = ("fan_in", "fan_out")
@@ -76,8 +78,8 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.residual = residual
         self.shortcut = nn.Identity()
-        shape_changes = stride != 1 or in_channels != out_channels
-        if residual and shape_changes:
+        self.changes_shape = stride != 1 or in_channels != out_channels
+        if residual and self.changes_shape:
             if shortcut == "A":
                 self.shortcut = ZeroPadShortcut(stride, out_channels - in_channels)
             else:
@@ -90,6 +92,21 @@ class BasicBlock(nn.Module):
 
     def response_layers(self) -> list[nn.BatchNorm2d]:
         return [self.bn1, self.bn2]
+
+    @property
+    def branch_end(self) -> nn.Module:
+        return self.bn2
+
+    def lesioned(self) -> nn.Module | None:
+        return lesioned_post_activation(self)
+
+
+def lesioned_post_activation(block: nn.Module) -> nn.Module | None:
+    """relu(shortcut(x)) for a residual block whose ReLU follows the addition; a plain block's input where the shape
+    allows (relu(x) = x after the ReLU that ends the block before); None where it does not."""
+    if block.residual:
+        return ShortcutOnly(block.shortcut, nn.ReLU())
+    return None if block.changes_shape else nn.Identity()
 
 
 def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:

@@ -11,7 +11,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.nets.cifar import BasicBlock, Network, add_shortcut, conv3x3, he_init, projection_shortcut
+from degradation.nets.cifar import (
+    BasicBlock,
+    Network,
+    add_shortcut,
+    conv3x3,
+    he_init,
+    lesioned_post_activation,
+    projection_shortcut,
+)
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -44,9 +52,9 @@ class Bottleneck(nn.Module):
         self.conv2, self.bn2 = conv3x3(width, width, stride_3x3), nn.BatchNorm2d(width)
         self.conv3, self.bn3 = conv1x1(width, out_channels), nn.BatchNorm2d(out_channels)
         self.residual, self.residual_scale = residual, residual_scale
-        shape_changes = stride != 1 or in_channels != out_channels
+        self.changes_shape = stride != 1 or in_channels != out_channels
         self.shortcut = (
-            projection_shortcut(in_channels, out_channels, stride) if residual and shape_changes else nn.Identity()
+            projection_shortcut(in_channels, out_channels, stride) if residual and self.changes_shape else nn.Identity()
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,6 +65,13 @@ class Bottleneck(nn.Module):
 
     def response_layers(self) -> list[nn.BatchNorm2d]:
         return [self.bn2]
+
+    @property
+    def branch_end(self) -> nn.Module:
+        return self.bn3
+
+    def lesioned(self) -> nn.Module | None:
+        return lesioned_post_activation(self)
 
 
 def valid_depths() -> str:

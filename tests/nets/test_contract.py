@@ -1,0 +1,101 @@
+"""The network contract (nets/contract.py), checked for every registered family and switch: what training, Figure 7
+and the analyses rely on, on tiny nets."""
+
+import pytest
+import torch
+from torch import nn
+
+from degradation.nets.cifar import count_parameters
+from degradation.nets.contract import missing, zero_branch
+from degradation.nets.registry import FAMILIES, build_net
+
+CASES = {
+    **{
+        f"cifar-{'resnet' if residual else 'plain'}-8-{shortcut}": dict(
+            family="cifar", depth=8, residual=residual, shortcut=shortcut
+        )
+        for residual in (True, False)
+        for shortcut in ("A", "B")
+    },
+    **{
+        f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
+        for residual in (True, False)
+        for depth in (18, 50)
+    },
+}
+# Published counts of the same nets: He et al. 2015's CIFAR ResNets with option A (as akamaster/pytorch_resnet_cifar10
+# counts them) and ResNet-18/34/50 for CIFAR (kuangliu/pytorch-cifar).
+PUBLISHED_PARAMETERS = {
+    ("cifar", 20): 269_722,
+    ("cifar", 56): 853_018,
+    ("cifar", 110): 1_727_962,
+    ("cifar", 1202): 19_421_274,
+    ("imagenet", 18): 11_173_962,
+    ("imagenet", 34): 21_282_122,
+    ("imagenet", 50): 23_520_842,
+}
+
+
+def built(case: str) -> nn.Module:
+    torch.manual_seed(0)
+    net = build_net(**CASES[case])
+    generator = torch.Generator().manual_seed(1)
+    for module in net.modules():  # BN as training leaves it: not the identity
+        if isinstance(module, nn.BatchNorm2d):
+            module.weight.data.uniform_(0.5, 1.5, generator=generator)
+            module.bias.data.uniform_(-0.3, 0.3, generator=generator)
+            module.running_mean.uniform_(-0.2, 0.2, generator=generator)
+            module.running_var.uniform_(0.5, 2.0, generator=generator)
+    return net.eval()
+
+
+def block_inputs(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    inputs, features = [], net.stem(x)
+    for block in net.blocks:
+        inputs.append(features)
+        features = block(features)
+    return inputs
+
+
+def test_every_family_has_a_case_here():
+    assert {case["family"] for case in CASES.values()} == set(FAMILIES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_network_is_its_stem_blocks_and_head(case):
+    net, x = built(case), torch.randn(2, 3, 32, 32)
+    assert missing(net) == []
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.head(net.blocks(net.stem(x))), atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_residual_block_whose_branch_is_zeroed_equals_its_lesioned_form(case):
+    net = built(case)
+    with torch.no_grad():
+        inputs = block_inputs(net, torch.randn(2, 3, 32, 32))
+        for block, x in zip(net.blocks, inputs):
+            lesioned = block.lesioned()
+            if not block.residual:
+                assert (lesioned is None) == block.changes_shape
+                if lesioned is not None:
+                    assert torch.equal(lesioned(x), x)  # a plain block deleted passes its input on
+                continue
+            zero_branch(block)
+            assert torch.allclose(block(x), lesioned(x), atol=1e-6), case
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_response_layers_come_in_the_order_the_input_meets_them(case):
+    net, met = built(case), []
+    layers = net.response_layers()
+    for index, layer in enumerate(layers):
+        layer.register_forward_hook(lambda module, inputs, output, index=index: met.append(index))
+    with torch.no_grad():
+        net(torch.randn(2, 3, 32, 32))
+    assert met == list(range(len(layers))) and len(set(map(id, layers))) == len(layers)
+
+
+@pytest.mark.parametrize("family, depth", PUBLISHED_PARAMETERS)
+def test_the_parameter_count_is_the_published_one(family, depth):
+    assert count_parameters(build_net(family=family, depth=depth, residual=True)) == PUBLISHED_PARAMETERS[family, depth]
