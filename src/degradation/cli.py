@@ -14,10 +14,11 @@ from hydra.core.plugins import Plugins
 from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError, exit_with
+from degradation.nets.registry import families_with
 from degradation.runs.lock import RunLocked
 from degradation.runs.rundir import RunDir
 from degradation.sweeps import gpu_sharing
@@ -67,6 +68,15 @@ def hydra_entry(cfg: DictConfig) -> dict | None:
     return None
 
 
+def another_familys_key(error: Exception) -> UserError | None:
+    """`model.block=preact` with model=resnet18: a key its family does not have, said with the families that do."""
+    key = getattr(error.__cause__, "full_key", None) or ""
+    owners = families_with(key.removeprefix("model.")) if key.startswith("model.") else []
+    if not isinstance(error.__cause__, ConfigKeyError | ConfigAttributeError) or not owners:
+        return None
+    return UserError(f"{key} is not a key of this model's family: only family {' and '.join(owners)} has it")
+
+
 def main() -> None:
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         os.environ["DEGRADATION_TRACEBACK"] = "1"  # the user asked for full tracebacks
@@ -75,7 +85,7 @@ def main() -> None:
     try:
         hydra_entry()
     except (UserError, RunLocked, HydraException, OmegaConfBaseException) as error:
-        exit_with(error)
+        exit_with(another_familys_key(error) or error)
     except OSError as error:  # Hydra could not create the run directory
         exit_with(
             UserError(

@@ -18,6 +18,13 @@ CASES = {
         for shortcut in ("A", "B")
     },
     **{
+        f"cifar-{'resnet' if residual else 'plain'}-8-preact-{shortcut}": dict(
+            family="cifar", depth=8, residual=residual, shortcut=shortcut, block="preact"
+        )
+        for residual in (True, False)
+        for shortcut in ("A", "B")
+    },
+    **{
         f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
         for residual in (True, False)
         for depth in (18, 50)
@@ -99,3 +106,35 @@ def test_response_layers_come_in_the_order_the_input_meets_them(case):
 @pytest.mark.parametrize("family, depth", PUBLISHED_PARAMETERS)
 def test_the_parameter_count_is_the_published_one(family, depth):
     assert count_parameters(build_net(family=family, depth=depth, residual=True)) == PUBLISHED_PARAMETERS[family, depth]
+
+
+def test_a_pre_activation_block_with_a_zeroed_branch_returns_its_input_exactly_negative_values_included():
+    """He et al. 2016's identity mapping: nothing after the addition. The post-activation block would give relu(x)."""
+    net = build_net(family="cifar", depth=14, residual=True, block="preact").eval()
+    block = net.blocks[1]  # the first block activates both paths; blocks[2] is the second stage's first
+    assert not block.changes_shape and not block.activate_both
+    zero_branch(block)
+    x = torch.randn(2, 16, 32, 32)
+    with torch.no_grad():
+        assert (x < 0).any() and torch.equal(block(x), x)
+        first = net.blocks[0]  # after the stem conv: the input is activated before the split (their appendix)
+        zero_branch(first)
+        assert first.activate_both and torch.equal(first(x), torch.relu(first.bn1(x)))
+
+
+def test_pre_activation_moves_the_stems_bn_after_the_last_block():
+    """Their CIFAR nets: the stem is a conv alone (a 16-channel BN less), the two downsampling blocks' first BN sees
+    their 16 and 32 input channels instead of 32 and 64 (48 channels less), a 64-channel BN follows the last block:
+    the BNs move, and a pre-activation ResNet-110 has the post-activation one's 1,727,962 parameters (their 1.7M)."""
+    original, preact = (
+        count_parameters(build_net(family="cifar", depth=110, residual=True, block=block))
+        for block in ("original", "preact")
+    )
+    assert preact == original - 2 * 16 - 2 * (16 + 32) + 2 * 64 == 1_727_962
+    net = build_net(family="cifar", depth=110, residual=True, block="preact").eval()
+    assert not hasattr(net, "bn") and net.final_bn.num_features == 64
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        features = net.blocks(net.conv(x))  # the stem is the conv alone
+        expected = net.fc(torch.relu(net.final_bn(features)).mean((2, 3)))
+        assert torch.allclose(net(x), expected, atol=1e-5)

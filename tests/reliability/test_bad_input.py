@@ -46,6 +46,12 @@ BAD_INPUTS = [
     ("non-integer seed", ["seed=one"], "seed must be an integer >= 0, got 'one'"),
     ("fractional seed", ["seed=1.5"], "seed must be an integer >= 0, got 1.5"),
     ("unknown init mode", ["model.init_mode=bogus"], "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
+    ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, got 'pre'"),
+    (
+        "a key of another family",
+        ["model=resnet18", "model.block=preact"],
+        "model.block is not a key of this model's family: only family cifar has it",
+    ),
     ("nesterov not a bool", ["optim.nesterov=maybe"], "optim.nesterov=maybe Value 'maybe' is not a valid bool"),
     ("flip not a bool", ["data.flip=sometimes"], "data.flip=sometimes Value 'sometimes' is not a valid bool"),
     ("no classes", ["data.num_classes=0"], "data.num_classes must be an integer > 0, got 0"),

@@ -4,6 +4,11 @@ depth = 6n + 2: a 3x3 conv with 16 filters, three stages of n blocks of two 3x3 
 (16/32/64 filters on 32x32/16x16/8x8 maps), global average pooling, a linear classifier.
 The plain net is the residual net with the shortcuts removed; with option A shortcuts
 both have exactly the same parameters.
+
+block=preact builds He et al. 2016's full pre-activation nets ("Identity Mappings in Deep Residual Networks"):
+each block BN -> ReLU -> conv -> BN -> ReLU -> conv plus its shortcut, nothing after the addition; the stem is
+the conv alone, the first block activates its input before splitting into branch and shortcut, and a BN and ReLU
+follow the last block (their appendix).
 """
 
 import torch
@@ -15,6 +20,7 @@ from degradation.nets.contract import ShortcutOnly
 STAGE_WIDTHS = (16, 32, 64)
 SHORTCUTS = ("A", "B")
 INIT_MODES = ("fan_in", "fan_out")
+BLOCK_KINDS = ("original", "preact")  # He et al. 2015's post-activation block; 2016's full pre-activation
 
 
 class InvalidDepthError(ValueError):
@@ -77,13 +83,8 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = nn.BatchNorm2d(out_channels)
         self.residual = residual
-        self.shortcut = nn.Identity()
         self.changes_shape = stride != 1 or in_channels != out_channels
-        if residual and self.changes_shape:
-            if shortcut == "A":
-                self.shortcut = ZeroPadShortcut(stride, out_channels - in_channels)
-            else:
-                self.shortcut = projection_shortcut(in_channels, out_channels, stride)
+        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride) if residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -107,6 +108,57 @@ def lesioned_post_activation(block: nn.Module) -> nn.Module | None:
     if block.residual:
         return ShortcutOnly(block.shortcut, nn.ReLU())
     return None if block.changes_shape else nn.Identity()
+
+
+class PreActBlock(nn.Module):
+    """BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 3x3 conv, plus the shortcut: x + a*F(x), nothing after it.
+
+    `activate_both` (the first block after the stem conv): the shortcut takes the activated input too. With
+    residual=False the block is the same layers with no shortcut: a*F(x)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        residual: bool,
+        shortcut: str,
+        residual_scale: float = 1.0,
+        activate_both: bool = False,
+    ):
+        super().__init__()
+        self.residual_scale, self.residual, self.activate_both = residual_scale, residual, activate_both
+        self.bn1, self.conv1 = nn.BatchNorm2d(in_channels), conv3x3(in_channels, out_channels, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(out_channels), conv3x3(out_channels, out_channels)
+        self.changes_shape = stride != 1 or in_channels != out_channels
+        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride) if residual else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activated = F.relu(self.bn1(x))
+        out = self.conv2(F.relu(self.bn2(self.conv1(activated))))
+        return add_shortcut(out, activated if self.activate_both else x, self)
+
+    def response_layers(self) -> list[nn.Conv2d]:
+        return [self.conv1, self.conv2]  # a 3x3 conv's output, before the next BN and the addition
+
+    @property
+    def branch_end(self) -> nn.Module:
+        return self.conv2
+
+    def lesioned(self) -> nn.Module | None:
+        if self.residual:
+            before = nn.Sequential(self.bn1, nn.ReLU()) if self.activate_both else None
+            return ShortcutOnly(self.shortcut, nn.Identity(), before)
+        return None if self.changes_shape else nn.Identity()
+
+
+def shortcut_of(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The identity where the shape stays; where it changes, option A (no parameters) or B (a projection)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    if kind == "A":
+        return ZeroPadShortcut(stride, out_channels - in_channels)
+    return projection_shortcut(in_channels, out_channels, stride)
 
 
 def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:
@@ -134,7 +186,7 @@ class Network(nn.Module):
 
 
 class CifarNet(Network):
-    """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True)."""
+    """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True); block=preact: He et al. 2016's."""
 
     def __init__(
         self,
@@ -144,24 +196,45 @@ class CifarNet(Network):
         num_classes: int = 10,
         init_mode: str = "fan_in",
         residual_scale: float = 1.0,
+        block: str = "original",
     ):
         super().__init__()
         if shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
+        if block not in BLOCK_KINDS:
+            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
         n = blocks_per_stage(depth)
-        self.depth, self.residual, self.shortcut = depth, residual, shortcut
+        self.depth, self.residual, self.shortcut, self.preact = depth, residual, shortcut, block == "preact"
         self.conv = conv3x3(3, STAGE_WIDTHS[0])
-        self.bn = nn.BatchNorm2d(STAGE_WIDTHS[0])
+        if not self.preact:
+            self.bn = nn.BatchNorm2d(STAGE_WIDTHS[0])
         blocks = []
         in_channels = STAGE_WIDTHS[0]
         for stage, width in enumerate(STAGE_WIDTHS):
             for index in range(n):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale))
+                if self.preact:
+                    first = stage == 0 and index == 0
+                    blocks.append(PreActBlock(in_channels, width, stride, residual, shortcut, residual_scale, first))
+                else:
+                    blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale))
                 in_channels = width
         self.blocks = nn.Sequential(*blocks)
+        if self.preact:
+            self.final_bn = nn.BatchNorm2d(in_channels)  # the activation after the last block
         self.fc = nn.Linear(in_channels, num_classes)
         he_init(self, init_mode)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) if self.preact else super().stem(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        return super().head(F.relu(self.final_bn(x)) if self.preact else x)
+
+    def response_layers(self) -> list[nn.Module]:
+        if not self.preact:
+            return super().response_layers()
+        return [self.conv] + [layer for block in self.blocks for layer in block.response_layers()]
 
 
 def he_init(net: nn.Module, mode: str) -> None:

@@ -45,12 +45,13 @@ def zero_branch(block: nn.Module) -> None:
 
 
 class ShortcutOnly(nn.Module):
-    """A residual block with its branch deleted: its shortcut, then what follows its addition (the ReLU of a
-    post-activation block; nothing for a pre-activation one)."""
+    """A residual block with its branch deleted: what comes before its split into branch and shortcut (a first
+    pre-activation block's BN and ReLU), its shortcut, then what follows its addition (the ReLU of a
+    post-activation block)."""
 
-    def __init__(self, shortcut: nn.Module, after: nn.Module):
+    def __init__(self, shortcut: nn.Module, after: nn.Module, before: nn.Module | None = None):
         super().__init__()
-        self.shortcut, self.after = shortcut, after
+        self.before, self.shortcut, self.after = before or nn.Identity(), shortcut, after
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.after(self.shortcut(x))
+        return self.after(self.shortcut(self.before(x)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from omegaconf import MISSING
 from torch import nn
 
-from degradation.nets.cifar import INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
+from degradation.nets.cifar import BLOCK_KINDS, INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
 from degradation.nets.imagenet import BLOCKS, STRIDE_IN, ImageNetStyleResNet
 from degradation.schema import is_int, non_negative, one_of, rule
 
@@ -36,6 +36,7 @@ class CifarModel:
     shortcut: str = rule(*one_of(*SHORTCUTS))
     init_mode: str = rule(*one_of(*INIT_MODES))
     residual_scale: float = rule(*non_negative)
+    block: str = rule(*one_of(*BLOCK_KINDS))
 
 
 @dataclass
@@ -90,3 +91,8 @@ def build_net(family: str = "cifar", num_classes: int = 10, **keys) -> nn.Module
 
 def shortcut_name(model: dict) -> str:
     return family_of(model).shortcut(model) if model["residual"] else "none"
+
+
+def families_with(key: str) -> list[str]:
+    """The families whose configs have model.<key> (for saying that another family's key was set)."""
+    return [name for name, family in FAMILIES.items() if key in {spec.name for spec in fields(family.schema)}]

@@ -51,6 +51,7 @@ ADDED_KEYS = {
     "model.residual_scale": 1.0,
     "model.stride_in": "3x3",
     "model.shortcut": "B",
+    "model.block": "original",
     "optim.warmup_shape": "constant",
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
