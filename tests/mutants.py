@@ -1565,6 +1565,38 @@ MUTATIONS = [
         "block: str = MISSING",
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[unknown block]",
     ),
+    Mutation(
+        "a pre-activation run shares the original net's run directory (issue 37)",
+        "src/degradation/runs/rundir.py",
+        "run_name",
+        'name = f"{arch}-{depth}" + (f"-{variant}" if variant else "")',
+        'name = f"{arch}-{depth}"',
+        "tests/test_train.py::test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_names",
+    ),
+    Mutation(
+        "the paper's own nets are renamed by their default block (issue 37)",
+        "src/degradation/runs/rundir.py",
+        "variant",
+        "if model.get(key, paper) != paper",
+        "",
+        "tests/test_train.py::test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_names",
+    ),
+    Mutation(
+        "a sweep's grid over blocks expects one folder for both (issue 37)",
+        "src/degradation/runs/results.py",
+        "expected_runs",
+        'other_keys = [key for key in grid if key.startswith("model.") and key not in ("model.depth", "model.residual")]',
+        "other_keys = []",
+        "tests/runs/test_results.py::test_a_grid_over_blocks_expects_each_variant_in_its_own_folder",
+    ),
+    Mutation(
+        "figures average a pre-activation ResNet-20 with the original as two seeds (issue 37)",
+        "src/degradation/runs/results.py",
+        "one_variant",
+        "if len(variants) > 1:",
+        "if False:",
+        "tests/runs/test_results.py::test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -17,6 +17,7 @@ SUMMARY_FIELDS = {
     "arch",
     "family",
     "depth",
+    "variant",
     "shortcut",
     "seed",
     "params",
@@ -195,6 +196,15 @@ def test_the_cifar_and_the_imagenet_style_resnet_50_never_share_a_run_directory(
     assert run_and_sweep_dirs("model=imagenet", "model.depth=152", "model.residual=false", "seed=3")[0] == (
         "runs/default/imagenet-plain-152/seed=3"
     )
+
+
+def test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_names():
+    """model.block=preact is another network than the paper's: its own run directory, never the original's."""
+    assert run_and_sweep_dirs("model.block=preact")[0] == "runs/default/resnet-20-preact/seed=0"
+    assert run_and_sweep_dirs("model=plain", "model.block=preact", "model.depth=56")[1] == (
+        "runs/default/plain-56-preact/seed=0"
+    )
+    assert run_and_sweep_dirs("model.block=original")[0] == "runs/default/resnet-20/seed=0"
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):

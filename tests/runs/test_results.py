@@ -1,9 +1,14 @@
+import shutil
 import time
 
 import numpy as np
+import pytest
+import yaml
 
+from degradation.errors import UserError
 from degradation.report import figures
-from degradation.runs.results import STEP_KEY, load_sweep, load_wandb_sweep
+from degradation.runs.results import STEP_KEY, expected_runs, load_sweep, load_wandb_sweep
+from degradation.runs.rundir import RunDir
 from synthetic_sweep import STEPS, known_error, known_summary, write_run, write_sweep
 
 
@@ -65,3 +70,25 @@ def test_failed_and_running_runs_are_listed_as_missing(tmp_path):
     write_run(sweep_dir, "plain", 56, 0, status="failed")
     sweep = load_sweep(sweep_dir)
     assert [r.key for r in sweep.runs] == ["plain-20/seed=0"] and sweep.missing == ["plain-56/seed=0"]
+
+
+def test_a_grid_over_blocks_expects_each_variant_in_its_own_folder(tmp_path):
+    sweep_dir = tmp_path / "blocks"
+    sweep_dir.mkdir()
+    multirun = {"hydra": {"sweeper": {"params": {"model.block": "original,preact", "seed": "0"}}, "overrides": {}}}
+    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    assert sorted(expected_runs(sweep_dir)) == ["resnet-20-preact/seed=0", "resnet-20/seed=0"]
+
+
+def test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged(tmp_path):
+    """A ResNet-20 and a pre-activation ResNet-20 would otherwise be drawn as two seeds of one net."""
+    sweep_dir = write_sweep(tmp_path / "mixed", archs=("resnet",), depths=(20,), seeds=(0,))
+    run = write_run(sweep_dir / "preact", "resnet", 20, 0)
+    shutil.move(run.path.parent, sweep_dir / "resnet-20-preact")
+    preact = RunDir(sweep_dir / "resnet-20-preact/seed=0")
+    preact.write_summary({**preact.read_summary(), "variant": "preact"})
+    with pytest.raises(UserError, match="holds nets of several variants \\(the paper's, preact\\)"):
+        load_sweep(sweep_dir)
+    shutil.rmtree(sweep_dir / "resnet-20")
+    alone = load_sweep(sweep_dir)
+    assert alone.variant == "preact" and [r.key for r in alone.runs] == ["resnet-20-preact/seed=0"]

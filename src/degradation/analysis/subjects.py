@@ -26,7 +26,7 @@ from degradation.data.cifar10 import (
 from degradation.errors import UserError
 from degradation.nets.registry import build_net, cifar_depth, net_args
 from degradation.runs.checkpoints import checkpoint_step, saved_network
-from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name
+from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name, variant
 
 PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "residual_scale": 1.0}
 
@@ -57,7 +57,8 @@ def of_run(run_dir: RunDir) -> Subject:
         raise UserError(f"{run_dir.path} has no summary.json with its config: not a run directory")
     model = config["model"]
     return Subject(
-        f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'])}/seed={config['seed']}",
+        f"{run_name(model.get('family', PAPER_FAMILY), model['arch'], model['depth'], variant(model))}"
+        f"/seed={config['seed']}",
         model,
         config["seed"],
         run_dir,

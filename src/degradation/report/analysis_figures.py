@@ -31,11 +31,15 @@ class Entry:
 
 
 def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
-    found = []
+    found, variants = [], set()
     for run in runs:
         summary, record = run.read_summary() or {}, run.read_analysis(analysis)
         if record is not None and summary.get("arch") in ARCH_STYLE:
             found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {})))
+            variants.add(summary.get("variant", ""))
+    if len(variants) > 1:  # as runs/results.one_variant: nets of one arch and depth would be drawn as one
+        shown = ", ".join(sorted(v or "the paper's" for v in variants))
+        raise UserError(f"runs of several variants ({shown}): the figures draw one at a time; give each its own sweep")
     return found
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from degradation.errors import OneLineParser, exit_with
+from degradation.errors import OneLineParser, UserError, exit_with
 from degradation.runs.results import Curve, Run, Sweep, latest_sweep, load_sweep, load_wandb_sweep, number
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,10 @@ def figure6(sweep: Sweep, ylim="paper"):
             name = f"{TITLES[arch]}-{depth}"
             draw_curve(ax, runs, "train_err", TRAIN_STYLE, name if lowest is not None else None, axis, unit)
             draw_curve(ax, runs, "test_err", TEST_STYLE, None if lowest is not None else name, axis, unit)
-        ax.set_title(f"{TITLES[arch]} nets" if arch == "plain" else "ResNets")
+        ax.set_title(
+            (f"{TITLES[arch]} nets" if arch == "plain" else "ResNets")
+            + (f" ({sweep.variant})" if sweep.variant else "")
+        )
         finish_axes(ax, xlabel, last, unit, axis)
         handles = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
         ax.legend(
@@ -321,7 +324,7 @@ def degradation_gap(
 
 def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
     lines = [
-        f"# Table 6 — sweep `{sweep.name}`",
+        f"# Table 6 — sweep `{sweep.name}`" + (f" ({sweep.variant} nets)" if sweep.variant else ""),
         "",
         "Final errors in %; test error as mean ± sample std over seeds (the test error at the best validation",
         "point where a validation split was held out); never selected on the test set."
@@ -469,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         sweep = load_source(args)
         if not sweep.runs:
             raise FileNotFoundError(f"no finished runs in sweep {sweep.name}")
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, UserError) as error:
         exit_with(error)
     out = Path(args.out) if args.out else Path("figures") / sweep.name
     source = (

@@ -5,6 +5,7 @@ only through `rundir`, so every number can be traced back to disk. No torch: plo
 needs numpy and matplotlib only.
 """
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 import yaml
 
 from degradation.conf import model_preset
+from degradation.errors import UserError
 from degradation.runs.rundir import (
     DIVERGED,
     FINISHED,
@@ -21,6 +23,7 @@ from degradation.runs.rundir import (
     find_runs,
     last_written,
     run_subdir,
+    variant,
 )
 
 ARCHS = ("plain", "resnet")
@@ -58,8 +61,13 @@ class Run:
     responses: list[float] | None = None  # Figure 7: std of each 3x3 layer's response
 
     @property
+    def variant(self) -> str:
+        """What else makes it another net than the paper's (summary.json's `variant`; '' for the paper's)."""
+        return self.summary.get("variant", "")
+
+    @property
     def key(self) -> str:
-        return run_subdir(self.family, self.arch, self.depth, self.seed)
+        return run_subdir(self.family, self.arch, self.depth, self.seed, self.variant)
 
     @property
     def final_test_err(self) -> float | None:
@@ -84,6 +92,7 @@ class Sweep:
     name: str
     runs: list[Run]
     missing: list[str]  # expected by the sweep's grid, not finished (absent, running, failed)
+    variant: str = ""  # what all its nets are besides the paper's (rundir.variant: `preact`); '' for the paper's
 
     def select(self, arch: str, depth: int | None = None) -> list[Run]:
         return [r for r in self.runs if r.arch == arch and (depth is None or r.depth == depth)]
@@ -165,20 +174,24 @@ def expected_runs(sweep_dir: Path) -> list[str]:
     grid = {key: str(value) for key, value in (hydra.get("sweeper", {}).get("params") or {}).items()}
     for override in hydra.get("overrides", {}).get("task", []):
         key, _, value = override.partition("=")
-        if key in ("model", "model.depth", "model.residual", "seed"):
+        if key in ("model", "seed") or key.startswith("model."):
             grid[key] = value
     values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
+    other_keys = [key for key in grid if key.startswith("model.") and key not in ("model.depth", "model.residual")]
     runs = []
     for model in values("model", "resnet"):
         preset = model_preset(model)  # conf/model/<model>.yaml: its family, depth and arch
         residuals = [r.lower() == "true" for r in values("model.residual")] or [preset["residual"]]
         depths = [int(d) for d in values("model.depth") if d.isdigit()] or [preset["depth"]]
-        runs += [
-            run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed))
-            for residual in residuals
-            for depth in depths
-            for seed in values("seed", "0")
-        ]
+        for choice in itertools.product(*[values(key) for key in other_keys]):
+            chosen = {key.removeprefix("model."): yaml.safe_load(value) for key, value in zip(other_keys, choice)}
+            named = variant({**preset, **chosen})
+            runs += [
+                run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed), named)
+                for residual in residuals
+                for depth in depths
+                for seed in values("seed", "0")
+            ]
     return runs
 
 
@@ -195,7 +208,20 @@ def assemble(name: str, runs: list[Run], expected: list[str]) -> Sweep:
     present = {r.key for r in finished}
     missing = sorted((set(expected) | {r.key for r in runs}) - present)
     finished.sort(key=lambda r: (ARCHS.index(r.arch) if r.arch in ARCHS else len(ARCHS), r.depth, r.seed))
-    return Sweep(name=name, runs=finished, missing=missing)
+    return Sweep(name=name, runs=finished, missing=missing, variant=one_variant(name, finished))
+
+
+def one_variant(name: str, runs: list[Run]) -> str:
+    """The variant all the sweep's nets share: the figures draw one at a time (a ResNet-20 and a pre-activation
+    ResNet-20 would otherwise be averaged as seeds of one net)."""
+    variants = sorted({r.variant for r in runs})
+    if len(variants) > 1:
+        shown = ", ".join(v or "the paper's" for v in variants)
+        raise UserError(
+            f"sweep {name} holds nets of several variants ({shown}): the figures draw one variant at a time, "
+            "so train each in its own sweep (name=...)"
+        )
+    return variants[0] if variants else ""
 
 
 def latest_sweep(runs_root: str | Path = "runs") -> Path:

@@ -50,15 +50,27 @@ FINISHED = (COMPLETED, DIVERGED)  # outcomes a rerun keeps; failed and interrupt
 # --- the layout of a sweep ----------------------------------------------------------------------
 
 
-def run_name(family: str, arch: str, depth: int) -> str:
-    """Names one network: no two networks of any families share it."""
-    name = f"{arch}-{depth}"
+# The model keys that make another network than the paper's, with the paper's value: any other value names the run
+# directory (resnet-110-preact/), so that no two different networks share one.
+NAMED_MODEL_KEYS = {"block": "original"}
+
+
+def variant(model) -> str:
+    """What names a network besides family, arch and depth: its NAMED_MODEL_KEYS' values that differ from the
+    paper's, joined by '-' ('' for the paper's own nets and for families without these keys)."""
+    return "-".join(str(model[key]) for key, paper in NAMED_MODEL_KEYS.items() if model.get(key, paper) != paper)
+
+
+def run_name(family: str, arch: str, depth: int, variant: str = "") -> str:
+    """Names one network: no two networks of any families share it. `variant`: what else makes it another
+    network than the paper's (nets/registry.variant: `preact`), empty for the paper's own."""
+    name = f"{arch}-{depth}" + (f"-{variant}" if variant else "")
     return name if family == PAPER_FAMILY else f"{family}-{name}"
 
 
-def run_subdir(family: str, arch: str, depth: int, seed: int) -> str:
+def run_subdir(family: str, arch: str, depth: int, seed: int, variant: str = "") -> str:
     """Where a run lives inside its sweep folder (Hydra's run and sweep dirs are built from this)."""
-    return f"{run_name(family, arch, depth)}/seed={seed}"
+    return f"{run_name(family, arch, depth, variant)}/seed={seed}"
 
 
 def find_runs(sweep_dir: str | Path) -> list["RunDir"]:

@@ -56,8 +56,9 @@ def resolve_mode(requested: str) -> str:
     return requested
 
 
-def run_name(cfg: DictConfig) -> str:
-    return f"{cfg.model.arch}-{cfg.model.depth}-s{cfg.seed}"
+def run_name(cfg: DictConfig, run_dir: Path) -> str:
+    """W&B's name of a run: its network's folder name (rundir.run_name) and its seed."""
+    return f"{run_dir.parent.name}-s{cfg.seed}"
 
 
 def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict):
@@ -75,7 +76,7 @@ def make_logger(cfg: DictConfig, run_dir: Path, run_id: str | None, config: dict
         project=settings.project,
         entity=settings.entity,
         group=settings.group,
-        name=run_name(cfg),
+        name=run_name(cfg, run_dir),
         tags=[cfg.model.arch, f"depth-{cfg.model.depth}", *settings.tags],
         id=run_id,
         resume="allow",

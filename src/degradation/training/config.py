@@ -15,12 +15,16 @@ from degradation import schema
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError
 from degradation.nets.registry import FAMILIES
-from degradation.runs.rundir import run_subdir
+from degradation.runs.rundir import run_subdir, variant
 from degradation.training.speed import Speed
 
 # model.arch follows model.residual, so `model=resnet18 model.residual=false` lands in imagenet-plain-18/.
 OmegaConf.register_new_resolver("plain_or_resnet", lambda residual: "resnet" if residual else "plain", replace=True)
-OmegaConf.register_new_resolver("run_subdir", run_subdir, replace=True)
+OmegaConf.register_new_resolver(
+    "run_subdir",
+    lambda model, seed: run_subdir(model.family, model.arch, model.depth, seed, variant(model)),
+    replace=True,
+)
 
 GROUP_SCHEMAS = {
     "optim": schema.OptimConfig,

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 from degradation.nets.cifar import count_parameters
 from degradation.nets.registry import build_net, shortcut_name
 from degradation.runs import provenance
-from degradation.runs.rundir import RUNNING, RunDir
+from degradation.runs.rundir import RUNNING, RunDir, variant
 from degradation.training import precision
 from degradation.training.build import network_args, progress_of
 
@@ -28,6 +28,7 @@ def start_summary(
         "arch": cfg.model.arch,
         "family": cfg.model.family,
         "depth": cfg.model.depth,
+        "variant": variant(config["model"]),  # what else makes it another net than the paper's ('' if nothing)
         "shortcut": shortcut_name(config["model"]),
         "seed": cfg.seed,
         "params": count_parameters(net),
