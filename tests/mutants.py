@@ -1597,6 +1597,38 @@ MUTATIONS = [
         "if False:",
         "tests/runs/test_results.py::test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged",
     ),
+    Mutation(
+        "ReZero/SkipInit's gate starts at 1, not 0 (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "branch_gate",
+        "nn.Parameter(torch.zeros(()))",
+        "nn.Parameter(torch.ones(()))",
+        "tests/nets/test_contract.py::test_a_gated_net_at_init_is_its_net_with_every_block_deleted[cifar-resnet-8-rezero-A]",
+    ),
+    Mutation(
+        "a block's gate is never applied to its branch (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "add_shortcut",
+        'if getattr(block, "gate", None) is not None:',
+        "if False:",
+        "tests/nets/test_contract.py::test_a_gated_net_at_init_is_its_net_with_every_block_deleted[cifar-resnet-8-norm-none-skipinit-B]",
+    ),
+    Mutation(
+        "SkipInit is accepted with BN (issue 37)",
+        "src/degradation/nets/registry.py",
+        "check_cifar",
+        'if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":',
+        "if False:",
+        "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[skipinit with bn]",
+    ),
+    Mutation(
+        "norm=none keeps the BN of the projection shortcuts (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "shortcut_of",
+        "return projection_shortcut(in_channels, out_channels, stride, norm)",
+        "return projection_shortcut(in_channels, out_channels, stride)",
+        "tests/nets/test_contract.py::test_without_normalisation_no_bn_is_left_anywhere",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

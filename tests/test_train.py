@@ -205,6 +205,12 @@ def test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_na
         "runs/default/plain-56-preact/seed=0"
     )
     assert run_and_sweep_dirs("model.block=original")[0] == "runs/default/resnet-20/seed=0"
+    assert run_and_sweep_dirs("model.norm=none", "model.branch_init=skipinit")[0] == (
+        "runs/default/resnet-20-norm-none-skipinit/seed=0"
+    )
+    assert run_and_sweep_dirs("model.block=preact", "model.branch_init=rezero")[0] == (
+        "runs/default/resnet-20-preact-rezero/seed=0"
+    )
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):

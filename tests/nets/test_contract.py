@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from degradation.analysis.lesion import without_blocks
 from degradation.nets.cifar import count_parameters
 from degradation.nets.contract import missing, zero_branch
 from degradation.nets.registry import FAMILIES, build_net
@@ -24,6 +25,14 @@ CASES = {
         for residual in (True, False)
         for shortcut in ("A", "B")
     },
+    "cifar-resnet-8-rezero-A": dict(family="cifar", depth=8, residual=True, branch_init="rezero"),
+    "cifar-resnet-8-preact-rezero-B": dict(
+        family="cifar", depth=8, residual=True, block="preact", shortcut="B", branch_init="rezero"
+    ),
+    "cifar-resnet-8-norm-none-skipinit-B": dict(
+        family="cifar", depth=8, residual=True, shortcut="B", norm="none", branch_init="skipinit"
+    ),
+    "cifar-plain-8-norm-none-A": dict(family="cifar", depth=8, residual=False, norm="none"),
     **{
         f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
         for residual in (True, False)
@@ -138,3 +147,27 @@ def test_pre_activation_moves_the_stems_bn_after_the_last_block():
         features = net.blocks(net.conv(x))  # the stem is the conv alone
         expected = net.fc(torch.relu(net.final_bn(features)).mean((2, 3)))
         assert torch.allclose(net(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case", ["cifar-resnet-8-rezero-A", "cifar-resnet-8-preact-rezero-B", "cifar-resnet-8-norm-none-skipinit-B"]
+)
+def test_a_gated_net_at_init_is_its_net_with_every_block_deleted(case):
+    """ReZero / SkipInit: a = 0 on every branch, so at init each block equals its lesioned form and the whole net
+    equals its stem -> shortcuts -> head, nothing zeroed by hand."""
+    net, x = built(case), torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        for block, block_input in zip(net.blocks, block_inputs(net, x)):
+            assert block.gate.item() == 0 and torch.equal(block(block_input), block.lesioned()(block_input))
+        assert torch.allclose(net(x), without_blocks(net, set(range(len(net.blocks))))(x), atol=1e-6)
+
+
+def test_without_normalisation_no_bn_is_left_anywhere():
+    net = build_net(family="cifar", depth=8, residual=True, shortcut="B", norm="none", branch_init="skipinit")
+    assert not any(isinstance(module, nn.BatchNorm2d) for module in net.modules())
+    assert (
+        sum(
+            isinstance(module, nn.BatchNorm2d) for module in build_net(family="cifar", depth=8, residual=True).modules()
+        )
+        == 7
+    )

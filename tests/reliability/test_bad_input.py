@@ -47,6 +47,10 @@ BAD_INPUTS = [
     ("fractional seed", ["seed=1.5"], "seed must be an integer >= 0, got 1.5"),
     ("unknown init mode", ["model.init_mode=bogus"], "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
     ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, got 'pre'"),
+    ("unknown norm", ["model.norm=layer"], "model.norm must be one of bn, none, got 'layer'"),
+    ("unknown branch init", ["model.branch_init=zero"], "model.branch_init must be one of none, rezero, skipinit"),
+    ("skipinit with bn", ["model.branch_init=skipinit"], "model.branch_init=skipinit needs model.norm=none"),
+    ("a gate without a shortcut", ["model=plain", "model.branch_init=rezero"], "needs model.residual=true"),
     (
         "a key of another family",
         ["model=resnet18", "model.block=preact"],

@@ -21,6 +21,8 @@ STAGE_WIDTHS = (16, 32, 64)
 SHORTCUTS = ("A", "B")
 INIT_MODES = ("fan_in", "fan_out")
 BLOCK_KINDS = ("original", "preact")  # He et al. 2015's post-activation block; 2016's full pre-activation
+NORMS = ("bn", "none")  # none: no normalisation anywhere (the residual nets that train without it)
+BRANCH_INITS = ("none", "rezero", "skipinit")  # a learnable scalar on every branch, 0 at init (rezero, skipinit)
 
 
 class InvalidDepthError(ValueError):
@@ -53,11 +55,26 @@ class ZeroPadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
 
-def projection_shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+def norm2d(channels: int, norm: str = "bn") -> nn.Module:
+    return nn.BatchNorm2d(channels) if norm == "bn" else nn.Identity()
+
+
+def branch_gate(branch_init: str) -> nn.Parameter | None:
+    """ReZero (Bachlechner et al. 2020: x + a*F(x)) and SkipInit (De & Smith 2020): a learnable scalar a on the
+    branch, 0 at init, so that every residual block starts as its shortcut."""
+    return nn.Parameter(torch.zeros(())) if branch_init in ("rezero", "skipinit") else None
+
+
+def last_layer(norm: nn.Module, conv: nn.Conv2d) -> nn.Module:
+    """The last layer of a branch that has parameters: its BN, or its conv where there is no normalisation."""
+    return norm if isinstance(norm, nn.BatchNorm2d) else conv
+
+
+def projection_shortcut(in_channels: int, out_channels: int, stride: int, norm: str = "bn") -> nn.Sequential:
     """Option B: 1x1 conv + BN, used only where the shape changes."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-        nn.BatchNorm2d(out_channels),
+        norm2d(out_channels, norm),
     )
 
 
@@ -75,16 +92,18 @@ class BasicBlock(nn.Module):
         residual: bool,
         shortcut: str,
         residual_scale: float = 1.0,
+        norm: str = "bn",
+        branch_init: str = "none",
     ):
         super().__init__()
-        self.residual_scale = residual_scale
+        self.residual_scale, self.gate = residual_scale, branch_gate(branch_init)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.bn1 = norm2d(out_channels, norm)
         self.conv2 = conv3x3(out_channels, out_channels)
-        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.bn2 = norm2d(out_channels, norm)
         self.residual = residual
         self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride) if residual else nn.Identity()
+        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride, norm) if residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -96,7 +115,7 @@ class BasicBlock(nn.Module):
 
     @property
     def branch_end(self) -> nn.Module:
-        return self.bn2
+        return last_layer(self.bn2, self.conv2)
 
     def lesioned(self) -> nn.Module | None:
         return lesioned_post_activation(self)
@@ -125,13 +144,16 @@ class PreActBlock(nn.Module):
         shortcut: str,
         residual_scale: float = 1.0,
         activate_both: bool = False,
+        norm: str = "bn",
+        branch_init: str = "none",
     ):
         super().__init__()
         self.residual_scale, self.residual, self.activate_both = residual_scale, residual, activate_both
-        self.bn1, self.conv1 = nn.BatchNorm2d(in_channels), conv3x3(in_channels, out_channels, stride)
-        self.bn2, self.conv2 = nn.BatchNorm2d(out_channels), conv3x3(out_channels, out_channels)
+        self.gate = branch_gate(branch_init)
+        self.bn1, self.conv1 = norm2d(in_channels, norm), conv3x3(in_channels, out_channels, stride)
+        self.bn2, self.conv2 = norm2d(out_channels, norm), conv3x3(out_channels, out_channels)
         self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride) if residual else nn.Identity()
+        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride, norm) if residual else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = F.relu(self.bn1(x))
@@ -152,19 +174,21 @@ class PreActBlock(nn.Module):
         return None if self.changes_shape else nn.Identity()
 
 
-def shortcut_of(kind: str, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+def shortcut_of(kind: str, in_channels: int, out_channels: int, stride: int, norm: str = "bn") -> nn.Module:
     """The identity where the shape stays; where it changes, option A (no parameters) or B (a projection)."""
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     if kind == "A":
         return ZeroPadShortcut(stride, out_channels - in_channels)
-    return projection_shortcut(in_channels, out_channels, stride)
+    return projection_shortcut(in_channels, out_channels, stride, norm)
 
 
 def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:
-    """a*F(x) + shortcut(x) for a residual block, a*F(x) for its plain twin."""
+    """a*F(x) + shortcut(x) for a residual block, a*F(x) for its plain twin (times its gate, if it has one)."""
     if block.residual_scale != 1.0:  # skipped at 1.0: one kernel less per block, same numbers
         branch = block.residual_scale * branch
+    if getattr(block, "gate", None) is not None:
+        branch = block.gate * branch
     return branch + block.shortcut(x) if block.residual else branch
 
 
@@ -197,17 +221,25 @@ class CifarNet(Network):
         init_mode: str = "fan_in",
         residual_scale: float = 1.0,
         block: str = "original",
+        norm: str = "bn",
+        branch_init: str = "none",
     ):
         super().__init__()
-        if shortcut not in SHORTCUTS:
-            raise ValueError(f"shortcut must be one of {SHORTCUTS}, got {shortcut!r}")
-        if block not in BLOCK_KINDS:
-            raise ValueError(f"block must be one of {BLOCK_KINDS}, got {block!r}")
+        for key, value, valid in (
+            ("shortcut", shortcut, SHORTCUTS),
+            ("block", block, BLOCK_KINDS),
+            ("norm", norm, NORMS),
+        ):
+            if value not in valid:
+                raise ValueError(f"{key} must be one of {valid}, got {value!r}")
+        if branch_init not in BRANCH_INITS:
+            raise ValueError(f"branch_init must be one of {BRANCH_INITS}, got {branch_init!r}")
+        branch = dict(norm=norm, branch_init=branch_init)
         n = blocks_per_stage(depth)
         self.depth, self.residual, self.shortcut, self.preact = depth, residual, shortcut, block == "preact"
         self.conv = conv3x3(3, STAGE_WIDTHS[0])
         if not self.preact:
-            self.bn = nn.BatchNorm2d(STAGE_WIDTHS[0])
+            self.bn = norm2d(STAGE_WIDTHS[0], norm)
         blocks = []
         in_channels = STAGE_WIDTHS[0]
         for stage, width in enumerate(STAGE_WIDTHS):
@@ -215,13 +247,15 @@ class CifarNet(Network):
                 stride = 2 if stage > 0 and index == 0 else 1
                 if self.preact:
                     first = stage == 0 and index == 0
-                    blocks.append(PreActBlock(in_channels, width, stride, residual, shortcut, residual_scale, first))
+                    blocks.append(
+                        PreActBlock(in_channels, width, stride, residual, shortcut, residual_scale, first, **branch)
+                    )
                 else:
-                    blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale))
+                    blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale, **branch))
                 in_channels = width
         self.blocks = nn.Sequential(*blocks)
         if self.preact:
-            self.final_bn = nn.BatchNorm2d(in_channels)  # the activation after the last block
+            self.final_bn = norm2d(in_channels, norm)  # the activation after the last block
         self.fc = nn.Linear(in_channels, num_classes)
         he_init(self, init_mode)
 

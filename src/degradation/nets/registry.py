@@ -9,7 +9,17 @@ from dataclasses import dataclass, fields
 from omegaconf import MISSING
 from torch import nn
 
-from degradation.nets.cifar import BLOCK_KINDS, INIT_MODES, SHORTCUTS, CifarNet, InvalidDepthError, blocks_per_stage
+from degradation.errors import UserError
+from degradation.nets.cifar import (
+    BLOCK_KINDS,
+    BRANCH_INITS,
+    INIT_MODES,
+    NORMS,
+    SHORTCUTS,
+    CifarNet,
+    InvalidDepthError,
+    blocks_per_stage,
+)
 from degradation.nets.imagenet import BLOCKS, STRIDE_IN, ImageNetStyleResNet
 from degradation.schema import is_int, non_negative, one_of, rule
 
@@ -37,6 +47,8 @@ class CifarModel:
     init_mode: str = rule(*one_of(*INIT_MODES))
     residual_scale: float = rule(*non_negative)
     block: str = rule(*one_of(*BLOCK_KINDS))
+    norm: str = rule(*one_of(*NORMS))
+    branch_init: str = rule(*one_of(*BRANCH_INITS))
 
 
 @dataclass
@@ -57,11 +69,27 @@ class ImagenetModel:
     stride_in: str = rule(*one_of(*STRIDE_IN))
 
 
+def check_cifar(model: dict) -> None:
+    """Combinations of the CIFAR nets' keys that make no sense, each said in one line with why."""
+    gated = model.get("branch_init", "none") != "none"
+    if gated and not model["residual"]:
+        raise UserError(
+            f"model.branch_init={model['branch_init']} needs model.residual=true: a branch gated at 0 with no "
+            "shortcut is a net whose output is 0"
+        )
+    if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":
+        raise UserError(
+            "model.branch_init=skipinit needs model.norm=none: SkipInit (De & Smith 2020) replaces BN "
+            "(model.branch_init=rezero works with BN)"
+        )
+
+
 @dataclass(frozen=True)
 class Family:
     schema: type  # the model.* keys of this family and their rules
     build: Callable[..., nn.Module]  # called with those keys (family and arch excepted) and num_classes
     shortcut: Callable[[dict], str]  # how summary.json names the shortcuts of a residual net
+    check: Callable[[dict], None] = lambda model: None  # refuses combinations of its keys that make no sense
 
     def build_keys(self) -> list[str]:
         """The model.* keys the builder takes (family and arch name the network, they do not shape it)."""
@@ -69,7 +97,7 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "cifar": Family(CifarModel, CifarNet, lambda model: model["shortcut"]),
+    "cifar": Family(CifarModel, CifarNet, lambda model: model["shortcut"], lambda model: check_cifar(model)),
     "imagenet": Family(ImagenetModel, ImageNetStyleResNet, lambda model: "B"),
 }
 

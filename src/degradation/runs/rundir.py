@@ -50,15 +50,17 @@ FINISHED = (COMPLETED, DIVERGED)  # outcomes a rerun keeps; failed and interrupt
 # --- the layout of a sweep ----------------------------------------------------------------------
 
 
-# The model keys that make another network than the paper's, with the paper's value: any other value names the run
-# directory (resnet-110-preact/), so that no two different networks share one.
-NAMED_MODEL_KEYS = {"block": "original"}
+# The model keys that make another network than the paper's: the paper's value and how another value is written in
+# the run directory's name (resnet-110-preact/, resnet-56-norm-none-skipinit/), so that no two networks share one.
+NAMED_MODEL_KEYS = {"block": ("original", "{}"), "norm": ("bn", "norm-{}"), "branch_init": ("none", "{}")}
 
 
 def variant(model) -> str:
-    """What names a network besides family, arch and depth: its NAMED_MODEL_KEYS' values that differ from the
-    paper's, joined by '-' ('' for the paper's own nets and for families without these keys)."""
-    return "-".join(str(model[key]) for key, paper in NAMED_MODEL_KEYS.items() if model.get(key, paper) != paper)
+    """What names a network besides family, arch and depth: its NAMED_MODEL_KEYS that differ from the paper's,
+    joined by '-' ('' for the paper's own nets and for families without these keys)."""
+    return "-".join(
+        label.format(model[key]) for key, (paper, label) in NAMED_MODEL_KEYS.items() if model.get(key, paper) != paper
+    )
 
 
 def run_name(family: str, arch: str, depth: int, variant: str = "") -> str:

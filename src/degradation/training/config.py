@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from degradation import schema
 from degradation.conf import CONFIG_DIR
 from degradation.errors import UserError
-from degradation.nets.registry import FAMILIES
+from degradation.nets.registry import FAMILIES, family_of
 from degradation.runs.rundir import run_subdir, variant
 from degradation.training.speed import Speed
 
@@ -56,6 +56,8 @@ ADDED_KEYS = {
     "model.stride_in": "3x3",
     "model.shortcut": "B",
     "model.block": "original",
+    "model.norm": "bn",
+    "model.branch_init": "none",
     "optim.warmup_shape": "constant",
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
@@ -85,6 +87,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
 def check_config(cfg: DictConfig) -> None:
     schema.check_rules(cfg, schema.TopConfig, "")
     schema.check_rules(cfg.model, OmegaConf.get_type(cfg.model), "model")  # its family's schema
+    family_of(cfg.model).check(cfg.model)
     for group, node in GROUP_SCHEMAS.items():
         schema.check_rules(cfg[group], node, group)
     if cfg.speed.cudnn_benchmark and cfg.trainer.deterministic:
