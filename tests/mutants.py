@@ -1521,8 +1521,8 @@ MUTATIONS = [
         "a block's response layers out of network order (issue 37)",
         "src/degradation/nets/cifar.py",
         "BasicBlock.response_layers",
-        "[self.bn1, self.bn2]",
-        "[self.bn2, self.bn1]",
+        "else [self.bn1, self.bn2]",
+        "else [self.bn2, self.bn1]",
         "tests/nets/test_contract.py::test_response_layers_come_in_the_order_the_input_meets_them[cifar-resnet-8-A]",
     ),
     Mutation(
@@ -1617,8 +1617,8 @@ MUTATIONS = [
         "SkipInit is accepted with BN (issue 37)",
         "src/degradation/nets/registry.py",
         "check_cifar",
-        'if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":',
-        "if False:",
+        'if model.get("branch_init") in ("skipinit", "fixup") and model.get("norm", "bn") == "bn":',
+        'if model.get("branch_init") in ("fixup",) and model.get("norm", "bn") == "bn":',
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[skipinit with bn]",
     ),
     Mutation(
@@ -1628,6 +1628,30 @@ MUTATIONS = [
         "return projection_shortcut(in_channels, out_channels, stride, norm)",
         "return projection_shortcut(in_channels, out_channels, stride)",
         "tests/nets/test_contract.py::test_without_normalisation_no_bn_is_left_anywhere",
+    ),
+    Mutation(
+        "Fixup leaves each branch's last conv at its He init (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "fixup_init",
+        "block.conv2.weight.zero_()",
+        "pass",
+        "tests/nets/test_contract.py::test_fixup_at_init_gives_zero_logits_and_zero_branches_exactly",
+    ),
+    Mutation(
+        "Fixup's first convs are not rescaled by L^(-1/2) (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "fixup_init",
+        "block.conv1.weight.mul_(blocks**-0.5)",
+        "pass",
+        "tests/nets/test_contract.py::test_fixup_at_init_gives_zero_logits_and_zero_branches_exactly",
+    ),
+    Mutation(
+        "Fixup is accepted with BN (issue 37)",
+        "src/degradation/nets/registry.py",
+        "check_cifar",
+        'if model.get("branch_init") in ("skipinit", "fixup") and model.get("norm", "bn") == "bn":',
+        'if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":',
+        "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[fixup with bn]",
     ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(

@@ -33,6 +33,7 @@ CASES = {
         family="cifar", depth=8, residual=True, shortcut="B", norm="none", branch_init="skipinit"
     ),
     "cifar-plain-8-norm-none-A": dict(family="cifar", depth=8, residual=False, norm="none"),
+    "cifar-resnet-8-norm-none-fixup-A": dict(family="cifar", depth=8, residual=True, norm="none", branch_init="fixup"),
     **{
         f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
         for residual in (True, False)
@@ -171,3 +172,18 @@ def test_without_normalisation_no_bn_is_left_anywhere():
         )
         == 7
     )
+
+
+def test_fixup_at_init_gives_zero_logits_and_zero_branches_exactly():
+    """Zhang et al.'s known answer: each branch's last conv and the classifier start at zero, so every branch
+    outputs exactly 0 and so do the logits, whatever the input; the first convs are He init scaled by L^(-1/2)."""
+    torch.manual_seed(0)
+    net = build_net(family="cifar", depth=20, residual=True, norm="none", branch_init="fixup").eval()
+    he = build_net(family="cifar", depth=20, residual=True, norm="none")
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(x), torch.zeros(4, 10))
+        for block, block_input in zip(net.blocks, block_inputs(net, x)):
+            assert torch.equal(block.fixup_branch(block_input), torch.zeros_like(block.fixup_branch(block_input)))
+    ratio = net.blocks[4].conv1.weight.std() / he.blocks[4].conv1.weight.std()
+    assert ratio.item() == pytest.approx(9**-0.5, rel=0.05)  # 9 blocks in a 20-layer net

@@ -48,9 +48,19 @@ BAD_INPUTS = [
     ("unknown init mode", ["model.init_mode=bogus"], "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
     ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, got 'pre'"),
     ("unknown norm", ["model.norm=layer"], "model.norm must be one of bn, none, got 'layer'"),
-    ("unknown branch init", ["model.branch_init=zero"], "model.branch_init must be one of none, rezero, skipinit"),
+    (
+        "unknown branch init",
+        ["model.branch_init=zero"],
+        "model.branch_init must be one of none, rezero, skipinit, fixup",
+    ),
     ("skipinit with bn", ["model.branch_init=skipinit"], "model.branch_init=skipinit needs model.norm=none"),
     ("a gate without a shortcut", ["model=plain", "model.branch_init=rezero"], "needs model.residual=true"),
+    ("fixup with bn", ["model.branch_init=fixup"], "model.branch_init=fixup needs model.norm=none"),
+    (
+        "fixup on a pre-activation net",
+        ["model.branch_init=fixup", "model.norm=none", "model.block=preact"],
+        "model.branch_init=fixup needs model.block=original",
+    ),
     (
         "a key of another family",
         ["model=resnet18", "model.block=preact"],

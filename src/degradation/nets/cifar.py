@@ -22,7 +22,7 @@ SHORTCUTS = ("A", "B")
 INIT_MODES = ("fan_in", "fan_out")
 BLOCK_KINDS = ("original", "preact")  # He et al. 2015's post-activation block; 2016's full pre-activation
 NORMS = ("bn", "none")  # none: no normalisation anywhere (the residual nets that train without it)
-BRANCH_INITS = ("none", "rezero", "skipinit")  # a learnable scalar on every branch, 0 at init (rezero, skipinit)
+BRANCH_INITS = ("none", "rezero", "skipinit", "fixup")  # residual branches that start at 0 (docs/protocol.md)
 
 
 class InvalidDepthError(ValueError):
@@ -65,6 +65,16 @@ def branch_gate(branch_init: str) -> nn.Parameter | None:
     return nn.Parameter(torch.zeros(())) if branch_init in ("rezero", "skipinit") else None
 
 
+class FixupScalars(nn.Module):
+    """Fixup's scalars for one branch (Zhang, Dauphin & Ma 2019): biases before each conv and activation, a
+    multiplier at the branch's end. The biases start at 0, the multiplier at 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.bias1a, self.bias1b, self.bias2a, self.bias2b = (nn.Parameter(torch.zeros(())) for _ in range(4))
+        self.scale = nn.Parameter(torch.ones(()))
+
+
 def last_layer(norm: nn.Module, conv: nn.Conv2d) -> nn.Module:
     """The last layer of a branch that has parameters: its BN, or its conv where there is no normalisation."""
     return norm if isinstance(norm, nn.BatchNorm2d) else conv
@@ -104,14 +114,25 @@ class BasicBlock(nn.Module):
         self.residual = residual
         self.changes_shape = stride != 1 or in_channels != out_channels
         self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride, norm) if residual else nn.Identity()
+        self.fixup = FixupScalars() if branch_init == "fixup" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixup is not None:
+            return F.relu(add_shortcut(self.fixup_branch(x), x, self))
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return F.relu(add_shortcut(out, x, self))
 
-    def response_layers(self) -> list[nn.BatchNorm2d]:
-        return [self.bn1, self.bn2]
+    def fixup_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The branch as Fixup's reference code computes it (no BN: norm=none). Its shortcut takes x, where the
+        reference's downsampling shortcut takes x + bias1a (a bias the option-A shortcut passes on to the next
+        block, whose own biases can absorb it)."""
+        s = self.fixup
+        out = F.relu(self.conv1(x + s.bias1a) + s.bias1b)
+        return self.conv2(out + s.bias2a) * s.scale + s.bias2b
+
+    def response_layers(self) -> list[nn.Module]:
+        return [self.conv1, self.conv2] if self.fixup is not None else [self.bn1, self.bn2]
 
     @property
     def branch_end(self) -> nn.Module:
@@ -257,18 +278,27 @@ class CifarNet(Network):
         if self.preact:
             self.final_bn = norm2d(in_channels, norm)  # the activation after the last block
         self.fc = nn.Linear(in_channels, num_classes)
+        self.fixup = branch_init == "fixup"
+        if self.fixup:
+            self.stem_bias, self.head_bias = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
         he_init(self, init_mode)
+        if self.fixup:
+            fixup_init(self)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixup:
+            return F.relu(self.conv(x) + self.stem_bias)
         return self.conv(x) if self.preact else super().stem(x)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fixup:
+            return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1) + self.head_bias)
         return super().head(F.relu(self.final_bn(x)) if self.preact else x)
 
     def response_layers(self) -> list[nn.Module]:
-        if not self.preact:
+        if not (self.preact or self.fixup):
             return super().response_layers()
-        return [self.conv] + [layer for block in self.blocks for layer in block.response_layers()]
+        return [self.conv] + [layer for block in self.blocks for layer in block.response_layers()]  # no stem BN
 
 
 def he_init(net: nn.Module, mode: str) -> None:
@@ -285,6 +315,18 @@ def he_init(net: nn.Module, mode: str) -> None:
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+def fixup_init(net: nn.Module) -> None:
+    """Fixup's rescaling (Zhang, Dauphin & Ma 2019, for branches of m = 2 convs among L blocks): each branch's first
+    conv keeps He init scaled by L^(-1/(2m-2)) = L^(-1/2), its last conv and the classifier start at zero."""
+    blocks = len(net.blocks)
+    with torch.no_grad():
+        for block in net.blocks:
+            block.conv1.weight.mul_(blocks**-0.5)
+            block.conv2.weight.zero_()
+        net.fc.weight.zero_()
+        net.fc.bias.zero_()
 
 
 def count_parameters(net: nn.Module) -> int:

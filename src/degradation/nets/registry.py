@@ -77,11 +77,13 @@ def check_cifar(model: dict) -> None:
             f"model.branch_init={model['branch_init']} needs model.residual=true: a branch gated at 0 with no "
             "shortcut is a net whose output is 0"
         )
-    if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":
+    if model.get("branch_init") in ("skipinit", "fixup") and model.get("norm", "bn") == "bn":
         raise UserError(
-            "model.branch_init=skipinit needs model.norm=none: SkipInit (De & Smith 2020) replaces BN "
-            "(model.branch_init=rezero works with BN)"
+            f"model.branch_init={model['branch_init']} needs model.norm=none: it trains residual nets without BN, "
+            "in place of it (model.branch_init=rezero works with BN)"
         )
+    if model.get("branch_init") == "fixup" and model.get("block", "original") != "original":
+        raise UserError("model.branch_init=fixup needs model.block=original: Fixup rescales post-activation blocks")
 
 
 @dataclass(frozen=True)
