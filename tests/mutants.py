@@ -1653,6 +1653,30 @@ MUTATIONS = [
         'if model.get("branch_init") == "skipinit" and model.get("norm", "bn") == "bn":',
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[fixup with bn]",
     ),
+    Mutation(
+        "stochastic depth drops every block with the last block's probability (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "CifarNet.__init__",
+        "built.drop = drop_path * (index + 1) / len(blocks)",
+        "built.drop = drop_path",
+        "tests/nets/test_contract.py::test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_evaluates_the_expectation",
+    ),
+    Mutation(
+        "stochastic depth keeps a branch with the drop probability instead of the survival one (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "dropped_path",
+        ">= drop)",
+        ">= 1 - drop)",
+        "tests/nets/test_contract.py::test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_evaluates_the_expectation",
+    ),
+    Mutation(
+        "stochastic depth evaluates the full branch, not its expectation (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "dropped_path",
+        "return branch * (1.0 - drop)",
+        "return branch",
+        "tests/nets/test_contract.py::test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_evaluates_the_expectation",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

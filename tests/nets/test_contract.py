@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from degradation.analysis.lesion import without_blocks
-from degradation.nets.cifar import count_parameters
+from degradation.nets.cifar import count_parameters, dropped_path
 from degradation.nets.contract import missing, zero_branch
 from degradation.nets.registry import FAMILIES, build_net
 
@@ -34,6 +34,7 @@ CASES = {
     ),
     "cifar-plain-8-norm-none-A": dict(family="cifar", depth=8, residual=False, norm="none"),
     "cifar-resnet-8-norm-none-fixup-A": dict(family="cifar", depth=8, residual=True, norm="none", branch_init="fixup"),
+    "cifar-resnet-8-droppath-A": dict(family="cifar", depth=8, residual=True, drop_path=0.5),
     **{
         f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
         for residual in (True, False)
@@ -187,3 +188,20 @@ def test_fixup_at_init_gives_zero_logits_and_zero_branches_exactly():
             assert torch.equal(block.fixup_branch(block_input), torch.zeros_like(block.fixup_branch(block_input)))
     ratio = net.blocks[4].conv1.weight.std() / he.blocks[4].conv1.weight.std()
     assert ratio.item() == pytest.approx(9**-0.5, rel=0.05)  # 9 blocks in a 20-layer net
+
+
+def test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_evaluates_the_expectation():
+    """Huang et al.: block l of L is dropped with probability l/L * 0.5. Over 10,000 draws a block's empirical drop
+    rate is within 3 standard errors of its probability; evaluation scales the branch by its survival probability,
+    which is the mean of the training outputs (within 3 standard errors too)."""
+    net = build_net(family="cifar", depth=20, residual=True, drop_path=0.5)
+    assert [block.drop for block in net.blocks] == pytest.approx([0.5 * (i + 1) / 9 for i in range(9)])
+    torch.manual_seed(0)
+    draws, drop = 10_000, net.blocks[4].drop
+    branch = torch.ones(3)
+    kept = torch.stack([dropped_path(branch, drop, training=True) for _ in range(draws)])
+    rate, error = (kept[:, 0] == 0).double().mean().item(), 3 * (drop * (1 - drop) / draws) ** 0.5
+    assert abs(rate - drop) < error and set(kept.unique().tolist()) == {0.0, 1.0}
+    expectation = dropped_path(branch, drop, training=False)
+    assert torch.equal(expectation, branch * (1 - drop))
+    assert abs(kept[:, 0].double().mean().item() - expectation[0].item()) < error

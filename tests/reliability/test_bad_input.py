@@ -56,6 +56,8 @@ BAD_INPUTS = [
     ("skipinit with bn", ["model.branch_init=skipinit"], "model.branch_init=skipinit needs model.norm=none"),
     ("a gate without a shortcut", ["model=plain", "model.branch_init=rezero"], "needs model.residual=true"),
     ("fixup with bn", ["model.branch_init=fixup"], "model.branch_init=fixup needs model.norm=none"),
+    ("drop_path of 1", ["model.drop_path=1"], "model.drop_path must be in [0, 1), got 1.0"),
+    ("drop_path on a plain net", ["model=plain", "model.drop_path=0.2"], "model.drop_path needs model.residual=true"),
     (
         "fixup on a pre-activation net",
         ["model.branch_init=fixup", "model.norm=none", "model.block=preact"],

@@ -210,7 +210,20 @@ def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> tor
         branch = block.residual_scale * branch
     if getattr(block, "gate", None) is not None:
         branch = block.gate * branch
+    if getattr(block, "drop", 0.0) > 0:
+        branch = dropped_path(branch, block.drop, block.training)
     return branch + block.shortcut(x) if block.residual else branch
+
+
+def dropped_path(branch: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (Huang et al. 2016): in training the whole branch is dropped for the mini-batch with
+    probability `drop`, drawn on the branch's device (no host read, so a captured or compiled step stays valid);
+    in evaluation the branch is scaled by its survival probability, the expectation of the training output (the
+    paper's rule)."""
+    if training:
+        keep = (torch.rand((), device=branch.device) >= drop).to(branch.dtype)
+        return branch * keep
+    return branch * (1.0 - drop)
 
 
 class Network(nn.Module):
@@ -244,6 +257,7 @@ class CifarNet(Network):
         block: str = "original",
         norm: str = "bn",
         branch_init: str = "none",
+        drop_path: float = 0.0,
     ):
         super().__init__()
         for key, value, valid in (
@@ -274,6 +288,8 @@ class CifarNet(Network):
                 else:
                     blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale, **branch))
                 in_channels = width
+        for index, built in enumerate(blocks):  # Huang et al.'s linear rule: the last block drops with drop_path
+            built.drop = drop_path * (index + 1) / len(blocks)
         self.blocks = nn.Sequential(*blocks)
         if self.preact:
             self.final_bn = norm2d(in_channels, norm)  # the activation after the last block

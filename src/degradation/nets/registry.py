@@ -21,7 +21,7 @@ from degradation.nets.cifar import (
     blocks_per_stage,
 )
 from degradation.nets.imagenet import BLOCKS, STRIDE_IN, ImageNetStyleResNet
-from degradation.schema import is_int, non_negative, one_of, rule
+from degradation.schema import is_int, is_number, non_negative, one_of, rule
 
 
 def cifar_depth(depth) -> bool:
@@ -49,6 +49,7 @@ class CifarModel:
     block: str = rule(*one_of(*BLOCK_KINDS))
     norm: str = rule(*one_of(*NORMS))
     branch_init: str = rule(*one_of(*BRANCH_INITS))
+    drop_path: float = rule(lambda v: is_number(v) and 0 <= v < 1, "in [0, 1)")
 
 
 @dataclass
@@ -81,6 +82,10 @@ def check_cifar(model: dict) -> None:
         raise UserError(
             f"model.branch_init={model['branch_init']} needs model.norm=none: it trains residual nets without BN, "
             "in place of it (model.branch_init=rezero works with BN)"
+        )
+    if model.get("drop_path", 0) > 0 and not model["residual"]:
+        raise UserError(
+            "model.drop_path needs model.residual=true: a dropped plain block has no shortcut to carry its input"
         )
     if model.get("branch_init") == "fixup" and model.get("block", "original") != "original":
         raise UserError("model.branch_init=fixup needs model.block=original: Fixup rescales post-activation blocks")

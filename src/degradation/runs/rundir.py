@@ -52,7 +52,12 @@ FINISHED = (COMPLETED, DIVERGED)  # outcomes a rerun keeps; failed and interrupt
 
 # The model keys that make another network than the paper's: the paper's value and how another value is written in
 # the run directory's name (resnet-110-preact/, resnet-56-norm-none-skipinit/), so that no two networks share one.
-NAMED_MODEL_KEYS = {"block": ("original", "{}"), "norm": ("bn", "norm-{}"), "branch_init": ("none", "{}")}
+NAMED_MODEL_KEYS = {
+    "block": ("original", "{}"),
+    "norm": ("bn", "norm-{}"),
+    "branch_init": ("none", "{}"),
+    "drop_path": (0.0, "droppath{:g}"),
+}
 
 
 def variant(model) -> str:

@@ -58,6 +58,7 @@ ADDED_KEYS = {
     "model.block": "original",
     "model.norm": "bn",
     "model.branch_init": "none",
+    "model.drop_path": 0.0,
     "optim.warmup_shape": "constant",
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
