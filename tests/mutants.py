@@ -1677,6 +1677,14 @@ MUTATIONS = [
         "return branch",
         "tests/nets/test_contract.py::test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_evaluates_the_expectation",
     ),
+    Mutation(
+        "the lesion study cannot delete a pre-activation block (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "PreActBlock.lesioned",
+        "return ShortcutOnly(self.shortcut, nn.Identity(), before)",
+        "return None",
+        "tests/analysis/test_every_network.py::test_every_analysis_runs_on_the_network[preact]",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

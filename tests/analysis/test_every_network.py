@@ -1,0 +1,56 @@
+"""Every analysis on every kind of network (issue 37): the lesion study, shattering, the landscape, the gradient norms
+and Figure 7's responses, on tiny nets of each intervention; each gives finite numbers of the expected shape."""
+
+import math
+
+import pytest
+import torch
+
+from degradation.analysis import gradients, landscape, lesion, shattering
+from degradation.analysis.responses import response_stds
+from degradation.analysis.subjects import Images
+from degradation.nets.registry import build_net
+
+NETWORKS = {
+    "preact": dict(block="preact"),
+    "fixup": dict(norm="none", branch_init="fixup"),
+    "rezero": dict(branch_init="rezero"),
+    "stochastic-depth": dict(drop_path=0.5),
+}
+
+
+def tiny(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_net(family="cifar", depth=8, residual=True, **NETWORKS[name])
+
+
+def images(count: int = 16) -> Images:
+    generator = torch.Generator().manual_seed(1)
+    return Images(
+        torch.randn(count, 3, 32, 32, generator=generator), torch.randint(0, 10, (count,), generator=generator)
+    )
+
+
+def finite(values) -> bool:
+    return all(math.isfinite(value) for value in values)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_every_analysis_runs_on_the_network(name):
+    net, data = tiny(name), images()
+
+    study = lesion.lesion_study(net, data, ks=[1, 2], draws=2)
+    assert len(study["single"]) == len(net.blocks) == 3 and finite(study["single"])  # every residual block deletable
+
+    pairs = shattering.image_pairs(data.images, data.labels, 1)
+    shattered = shattering.both_bn_modes(net, pairs, max_lag=4)
+    assert all(len(shattered[mode]["autocorrelation"]) == 5 for mode in shattering.BN_MODES)
+
+    surface = landscape.surface(net, data, points=3)
+    assert surface["complete"] and finite(value for row in surface["loss"] for value in row)
+
+    rows = gradients.at_init(tiny(name), data.images, data.labels)
+    assert len(rows) == len(gradients.weight_layers(net)) and finite(row["grad_norm"] for row in rows)
+
+    stds = response_stds(net.eval(), [(data.images, data.labels)])
+    assert len(stds) == len(net.response_layers()) == 7 and finite(stds)
