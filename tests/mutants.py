@@ -1685,6 +1685,30 @@ MUTATIONS = [
         "return None",
         "tests/analysis/test_every_network.py::test_every_analysis_runs_on_the_network[preact]",
     ),
+    Mutation(
+        "delta-orthogonal's centre tap is orthogonal with gain 1, not sigma_w = sqrt(2) (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "delta_orthogonal_",
+        "nn.init.orthogonal_(centre, gain)",
+        "nn.init.orthogonal_(centre)",
+        "tests/nets/test_contract.py::test_a_delta_orthogonal_conv_is_an_orthogonal_centre_tap_and_zeros_elsewhere[A]",
+    ),
+    Mutation(
+        "delta-orthogonal leaves He init in the other taps (issue 37)",
+        "src/degradation/nets/cifar.py",
+        "delta_orthogonal_",
+        "weight.zero_()",
+        "pass",
+        "tests/nets/test_contract.py::test_a_delta_orthogonal_conv_is_an_orthogonal_centre_tap_and_zeros_elsewhere[A]",
+    ),
+    Mutation(
+        "delta-orthogonal is accepted on bottlenecks whose 1x1 convs reduce channels (issue 37)",
+        "src/degradation/nets/registry.py",
+        "check_imagenet",
+        'if model.get("init_mode") == "delta_orthogonal" and BLOCKS[model["depth"]][0] == "bottleneck":',
+        "if False:",
+        "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[delta-orthogonal on bottlenecks]",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -214,6 +214,9 @@ def test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_na
     assert (
         run_and_sweep_dirs("model.drop_path=0.5", "model.depth=110")[0] == "runs/default/resnet-110-droppath0.5/seed=0"
     )
+    assert run_and_sweep_dirs("model=plain", "model.init_mode=delta_orthogonal")[0] == (
+        "runs/default/plain-20-delta_orthogonal/seed=0"
+    )
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):

@@ -205,3 +205,22 @@ def test_stochastic_depth_drops_blocks_linearly_in_depth_as_often_as_said_and_ev
     expectation = dropped_path(branch, drop, training=False)
     assert torch.equal(expectation, branch * (1 - drop))
     assert abs(kept[:, 0].double().mean().item() - expectation[0].item()) < error
+
+
+@pytest.mark.parametrize("shortcut", ["A", "B"])
+def test_a_delta_orthogonal_conv_is_an_orthogonal_centre_tap_and_zeros_elsewhere(shortcut):
+    """Xiao et al. 2018's known answer, for every conv (3x3 and the 1x1 projections): W^T W = sigma_w^2 I at the
+    centre tap (sigma_w^2 = 2 for ReLU), every other tap exactly 0."""
+    torch.manual_seed(0)
+    net = build_net(family="cifar", depth=14, residual=False, shortcut=shortcut, init_mode="delta_orthogonal")
+    convs = [module for module in net.modules() if isinstance(module, nn.Conv2d)]
+    assert len(convs) == 13
+    for conv in convs:
+        weight = conv.weight.detach()
+        height, width = weight.shape[2:]
+        centre = weight[:, :, height // 2, width // 2]
+        eye = torch.eye(weight.shape[1])
+        assert torch.allclose(centre.T @ centre, 2.0 * eye, atol=1e-5)
+        others = weight.clone()
+        others[:, :, height // 2, width // 2] = 0
+        assert torch.count_nonzero(others) == 0

@@ -45,7 +45,11 @@ BAD_INPUTS = [
     ("batch size 0", ["data.batch_size=0"], "data.batch_size must be an integer > 0, got 0"),
     ("non-integer seed", ["seed=one"], "seed must be an integer >= 0, got 'one'"),
     ("fractional seed", ["seed=1.5"], "seed must be an integer >= 0, got 1.5"),
-    ("unknown init mode", ["model.init_mode=bogus"], "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
+    (
+        "unknown init mode",
+        ["model.init_mode=bogus"],
+        "model.init_mode must be one of fan_in, fan_out, delta_orthogonal, got 'bogus'",
+    ),
     ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, got 'pre'"),
     ("unknown norm", ["model.norm=layer"], "model.norm must be one of bn, none, got 'layer'"),
     (
@@ -57,6 +61,11 @@ BAD_INPUTS = [
     ("a gate without a shortcut", ["model=plain", "model.branch_init=rezero"], "needs model.residual=true"),
     ("fixup with bn", ["model.branch_init=fixup"], "model.branch_init=fixup needs model.norm=none"),
     ("drop_path of 1", ["model.drop_path=1"], "model.drop_path must be in [0, 1), got 1.0"),
+    (
+        "delta-orthogonal on bottlenecks",
+        ["model=resnet50", "model.depth=50", "model.init_mode=delta_orthogonal"],
+        "model.init_mode=delta_orthogonal needs convs with at least as many output as input channels",
+    ),
     ("drop_path on a plain net", ["model=plain", "model.drop_path=0.2"], "model.drop_path needs model.residual=true"),
     (
         "fixup on a pre-activation net",

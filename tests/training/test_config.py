@@ -63,7 +63,7 @@ def refusal(*overrides: str) -> str:
         ("seed=1.5", "seed must be an integer >= 0"),
         ("seed=-1", "seed must be an integer >= 0"),  # Lightning would silently pick a random seed
         ("model.shortcut=C", "model.shortcut must be one of A, B"),
-        ("model.init_mode=bogus", "model.init_mode must be one of fan_in, fan_out, got 'bogus'"),
+        ("model.init_mode=bogus", "model.init_mode must be one of fan_in, fan_out, delta_orthogonal, got 'bogus'"),
         ("model.residual=maybe", "model.residual=maybe Value 'maybe' is not a valid bool"),
         ("optim.warmup=maybe", "optim.warmup must be one of auto, true, false"),
         ("optim.warmup_shape=cosine", "optim.warmup_shape must be one of constant, linear, got 'cosine'"),

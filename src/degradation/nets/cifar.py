@@ -19,7 +19,8 @@ from degradation.nets.contract import ShortcutOnly
 
 STAGE_WIDTHS = (16, 32, 64)
 SHORTCUTS = ("A", "B")
-INIT_MODES = ("fan_in", "fan_out")
+INIT_MODES = ("fan_in", "fan_out", "delta_orthogonal")
+DELTA_ORTHOGONAL_GAIN = 2**0.5  # sigma_w for ReLU nets: the He gain, so a layer keeps the signal's second moment
 BLOCK_KINDS = ("original", "preact")  # He et al. 2015's post-activation block; 2016's full pre-activation
 NORMS = ("bn", "none")  # none: no normalisation anywhere (the residual nets that train without it)
 BRANCH_INITS = ("none", "rezero", "skipinit", "fixup")  # residual branches that start at 0 (docs/protocol.md)
@@ -326,11 +327,26 @@ def he_init(net: nn.Module, mode: str) -> None:
     if mode not in INIT_MODES:
         raise ValueError(f"init_mode must be one of {INIT_MODES}, got {mode!r}")
     for module in net.modules():
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d) and mode == "delta_orthogonal":
+            delta_orthogonal_(module.weight, DELTA_ORTHOGONAL_GAIN)
+        elif isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode=mode, nonlinearity="relu")
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+
+def delta_orthogonal_(weight: torch.Tensor, gain: float) -> None:
+    """Xiao et al. 2018: every tap 0 except the centre, which is an orthogonal matrix (orthonormal columns) times
+    `gain`; defined where a conv has at least as many output channels as input ones."""
+    out_channels, in_channels, height, width = weight.shape
+    if out_channels < in_channels:
+        raise ValueError(f"delta_orthogonal needs out >= in channels, got a conv of {in_channels} -> {out_channels}")
+    with torch.no_grad():
+        weight.zero_()
+        centre = torch.empty(out_channels, in_channels)
+        nn.init.orthogonal_(centre, gain)
+        weight[:, :, height // 2, width // 2] = centre
 
 
 def fixup_init(net: nn.Module) -> None:

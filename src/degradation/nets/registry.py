@@ -91,6 +91,14 @@ def check_cifar(model: dict) -> None:
         raise UserError("model.branch_init=fixup needs model.block=original: Fixup rescales post-activation blocks")
 
 
+def check_imagenet(model: dict) -> None:
+    if model.get("init_mode") == "delta_orthogonal" and BLOCKS[model["depth"]][0] == "bottleneck":
+        raise UserError(
+            f"model.init_mode=delta_orthogonal needs convs with at least as many output as input channels: "
+            f"ResNet-{model['depth']}'s bottlenecks reduce theirs (1x1, 4 x width -> width); ResNet-18/34 have none"
+        )
+
+
 @dataclass(frozen=True)
 class Family:
     schema: type  # the model.* keys of this family and their rules
@@ -105,7 +113,7 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "cifar": Family(CifarModel, CifarNet, lambda model: model["shortcut"], lambda model: check_cifar(model)),
-    "imagenet": Family(ImagenetModel, ImageNetStyleResNet, lambda model: "B"),
+    "imagenet": Family(ImagenetModel, ImageNetStyleResNet, lambda model: "B", lambda model: check_imagenet(model)),
 }
 
 

@@ -57,6 +57,7 @@ NAMED_MODEL_KEYS = {
     "norm": ("bn", "norm-{}"),
     "branch_init": ("none", "{}"),
     "drop_path": (0.0, "droppath{:g}"),
+    "init_mode": ("fan_in", "{}"),
 }
 
 
