@@ -1709,6 +1709,22 @@ MUTATIONS = [
         "if False:",
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[delta-orthogonal on bottlenecks]",
     ),
+    Mutation(
+        "--nets resnet-110-preact builds the paper's original net (issue 37)",
+        "src/degradation/analysis/subjects.py",
+        "of_name",
+        '"depth": int(depth), **named_keys(suffix)}',
+        '"depth": int(depth)}',
+        "tests/analysis/test_every_network.py::test_analyses_at_init_name_a_variant_as_its_run_directory_does[resnet-110-preact-keys0]",
+    ),
+    Mutation(
+        "analysis figures draw nets of two variants as one net (issue 37)",
+        "src/degradation/report/analysis_figures.py",
+        "one_variant",
+        "if len(variants) > 1:",
+        "if False:",
+        "tests/report/test_analysis_figures.py::test_nets_at_init_of_two_variants_are_not_drawn_as_one_net",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

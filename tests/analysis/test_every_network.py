@@ -2,14 +2,17 @@
 and Figure 7's responses, on tiny nets of each intervention; each gives finite numbers of the expected shape."""
 
 import math
+import re
 
 import pytest
 import torch
 
 from degradation.analysis import gradients, landscape, lesion, shattering
 from degradation.analysis.responses import response_stds
-from degradation.analysis.subjects import Images
+from degradation.analysis.subjects import Images, of_name
+from degradation.errors import UserError
 from degradation.nets.registry import build_net
+from degradation.runs.rundir import PAPER_FAMILY, run_name, variant
 
 NETWORKS = {
     "preact": dict(block="preact"),
@@ -54,3 +57,33 @@ def test_every_analysis_runs_on_the_network(name):
 
     stds = response_stds(net.eval(), [(data.images, data.labels)])
     assert len(stds) == len(net.response_layers()) == 7 and finite(stds)
+
+
+@pytest.mark.parametrize(
+    "name, keys",
+    [
+        ("resnet-110-preact", {"block": "preact"}),
+        ("resnet-56-norm-none-fixup", {"norm": "none", "branch_init": "fixup"}),
+        ("resnet-20-preact-rezero", {"block": "preact", "branch_init": "rezero"}),
+        ("resnet-110-droppath0.5", {"drop_path": 0.5}),
+        ("plain-56-delta_orthogonal", {"init_mode": "delta_orthogonal"}),
+    ],
+)
+def test_analyses_at_init_name_a_variant_as_its_run_directory_does(name, keys):
+    """--nets resnet-110-preact: the name a run directory gives the net builds that net."""
+    subject = of_name(name)
+    assert keys.items() <= subject.model.items()
+    assert run_name(PAPER_FAMILY, subject.arch, subject.depth, variant(subject.model)) == name
+
+
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("resnet-20-bogus", "'bogus' in 'bogus' names no intervention"),
+        ("resnet-20-rezero-preact", "not a variant as run directories name them"),
+        ("plain-20-rezero", "model.branch_init=rezero needs model.residual=true"),
+    ],
+)
+def test_a_name_that_is_no_network_is_one_error(name, says):
+    with pytest.raises(UserError, match=re.escape(says)):
+        of_name(name)

@@ -8,7 +8,12 @@ import pytest
 matplotlib.use("Agg")
 
 from degradation.errors import UserError  # noqa: E402
-from degradation.report.analysis_figures import Entry, landscape_surfaces, shattering_curves  # noqa: E402
+from degradation.report.analysis_figures import (  # noqa: E402
+    Entry,
+    entries_of_nets,
+    landscape_surfaces,
+    shattering_curves,
+)
 
 AXIS = [-1.0, 0.0, 1.0]
 
@@ -57,3 +62,11 @@ def test_shattering_records_of_different_numbers_of_points_are_not_drawn_togethe
     assert "1/255 of the line" in fig.axes[0].get_xlabel()
     with pytest.raises(UserError, match="records of 128 and 256 points on the line cannot share a lag axis"):
         shattering_curves([shattering_entry(256), shattering_entry(128)])
+
+
+def test_nets_at_init_of_two_variants_are_not_drawn_as_one_net():
+    record = {"settings": {"seed": 0}, "nets": {"resnet-8": {}, "resnet-8-preact": {}}}
+    with pytest.raises(UserError, match="nets of several variants \\(preact, the paper's\\)"):
+        entries_of_nets(record)
+    one = entries_of_nets({"settings": {"seed": 0}, "nets": {"resnet-8-preact": {}, "resnet-14-preact": {}}})
+    assert [(entry.arch, entry.depth) for entry in one] == [("resnet", 8), ("resnet", 14)]

@@ -5,14 +5,16 @@ no augmentation).
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
 from degradation.analysis.responses import eager_net
+from degradation.conf import model_preset
 from degradation.data.cifar10 import (
     CIFAR_DIRNAME,
     NUM_CLASSES,
@@ -24,11 +26,9 @@ from degradation.data.cifar10 import (
     normalize,
 )
 from degradation.errors import UserError
-from degradation.nets.registry import build_net, cifar_depth, net_args
+from degradation.nets.registry import FAMILIES, build_net, cifar_depth, net_args
 from degradation.runs.checkpoints import checkpoint_step, saved_network
-from degradation.runs.rundir import PAPER_FAMILY, RunDir, run_name, variant
-
-PAPER_MODEL = {"family": PAPER_FAMILY, "shortcut": "A", "init_mode": "fan_in", "residual_scale": 1.0}
+from degradation.runs.rundir import NAMED_MODEL_KEYS, PAPER_FAMILY, RunDir, run_name, variant
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,47 @@ def of_run(run_dir: RunDir) -> Subject:
 
 
 def of_name(name: str, seed: int = 0) -> Subject:
-    """`plain-56`, `resnet-1202`: the paper's CIFAR nets (option A shortcuts), without a run."""
-    arch, _, depth = name.partition("-")
+    """`plain-56`, `resnet-1202`: the paper's CIFAR nets (option A shortcuts), without a run; with a variant as run
+    directories name it (`resnet-110-preact`, `resnet-56-norm-none-fixup`), that intervention."""
+    arch, _, rest = name.partition("-")
+    depth, _, suffix = rest.partition("-")
     if arch not in ("plain", "resnet") or not depth.isdigit() or not cifar_depth(int(depth)):
         raise UserError(
             f"expected nets like plain-56 or resnet-1202 (the paper's: plain or resnet, depth 6n+2), got {name!r}"
         )
-    return Subject(name, {**PAPER_MODEL, "arch": arch, "residual": arch == "resnet", "depth": int(depth)}, seed)
+    paper = model_preset("resnet")  # conf/model/resnet.yaml: the paper's values of every key
+    model = {**paper, "arch": arch, "residual": arch == "resnet", "depth": int(depth), **named_keys(suffix)}
+    FAMILIES[PAPER_FAMILY].check(model)
+    return Subject(name, model, seed)
+
+
+def named_keys(suffix: str) -> dict:
+    """The model keys a run name's variant stands for (rundir.NAMED_MODEL_KEYS read backwards), checked by turning
+    them into a name again."""
+    rules = {spec.name: spec.metadata["check"] for spec in fields(FAMILIES[PAPER_FAMILY].schema) if spec.metadata}
+    model, rest = {}, suffix
+    while rest:
+        key, value, rest = next_named_key(rest, rules, model)
+        model[key] = value
+    if variant(model) != suffix or not all(rules[key](value) for key, value in model.items()):
+        raise UserError(f"{suffix!r} is not a variant as run directories name them (e.g. preact, norm-none-fixup)")
+    return model
+
+
+def next_named_key(rest: str, rules: dict, taken: dict) -> tuple[str, object, str]:
+    """(key, value, what is left) for the first label of `rest`: norm-none, droppath0.5, or a bare value."""
+    token, _, after = rest.partition("-")
+    for key, (_, label) in NAMED_MODEL_KEYS.items():
+        prefix = label.split("{")[0]
+        if prefix.endswith("-") and token == prefix[:-1] and after:  # norm-none
+            value, _, remainder = after.partition("-")
+            return key, value, remainder
+        if prefix and not prefix.endswith("-") and token.startswith(prefix):  # droppath0.5
+            return key, yaml.safe_load(token.removeprefix(prefix)), after
+    for key, (_, label) in NAMED_MODEL_KEYS.items():
+        if label == "{}" and key not in taken and rules[key](token):  # preact, fixup, delta_orthogonal
+            return key, token, after
+    raise UserError(f"{token!r} in {rest!r} names no intervention (docs/beyond-the-paper.md lists them)")
 
 
 def init_net(subject: Subject) -> nn.Module:
