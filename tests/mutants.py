@@ -1593,7 +1593,7 @@ MUTATIONS = [
         "figures average a pre-activation ResNet-20 with the original as two seeds (issue 37)",
         "src/degradation/runs/results.py",
         "one_variant",
-        "if len(variants) > 1:",
+        "if len(ordered) > 1:",
         "if False:",
         "tests/runs/test_results.py::test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged",
     ),
@@ -1720,9 +1720,9 @@ MUTATIONS = [
     Mutation(
         "analysis figures draw nets of two variants as one net (issue 37)",
         "src/degradation/report/analysis_figures.py",
-        "one_variant",
-        "if len(variants) > 1:",
-        "if False:",
+        "entries_of_nets",
+        'one_variant("the at-init record",',
+        '(lambda *_: None)("the at-init record",',
         "tests/report/test_analysis_figures.py::test_nets_at_init_of_two_variants_are_not_drawn_as_one_net",
     ),
     # --- the documentation ------------------------------------------------------------------------------

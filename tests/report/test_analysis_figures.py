@@ -66,7 +66,7 @@ def test_shattering_records_of_different_numbers_of_points_are_not_drawn_togethe
 
 def test_nets_at_init_of_two_variants_are_not_drawn_as_one_net():
     record = {"settings": {"seed": 0}, "nets": {"resnet-8": {}, "resnet-8-preact": {}}}
-    with pytest.raises(UserError, match="nets of several variants \\(preact, the paper's\\)"):
+    with pytest.raises(UserError, match="nets of several variants \\(the paper's, preact\\)"):
         entries_of_nets(record)
     one = entries_of_nets({"settings": {"seed": 0}, "nets": {"resnet-8-preact": {}, "resnet-14-preact": {}}})
     assert [(entry.arch, entry.depth) for entry in one] == [("resnet", 8), ("resnet", 14)]

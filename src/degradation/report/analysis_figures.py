@@ -13,6 +13,7 @@ from matplotlib.lines import Line2D
 
 from degradation.errors import UserError
 from degradation.report.figures import TITLES, below_axes, color
+from degradation.runs.results import one_variant
 from degradation.runs.rundir import RunDir
 
 ARCH_STYLE = {"plain": dict(linestyle="--"), "resnet": dict(linestyle="-")}
@@ -37,25 +38,18 @@ def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
         if record is not None and summary.get("arch") in ARCH_STYLE:
             found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {})))
             variants.add(summary.get("variant", ""))
-    one_variant(variants)
+    one_variant("the sweep", variants)
     return found
 
 
 def entries_of_nets(record: dict) -> list[Entry]:
     """The nets of an <analysis>-init.json (plain-56, resnet-110-preact: arch, depth, variant)."""
     names = [name.split("-", 2) for name in record["nets"]]
-    one_variant({name[2] if len(name) > 2 else "" for name in names})
+    one_variant("the at-init record", {name[2] if len(name) > 2 else "" for name in names})
     return [
         Entry(arch, int(depth), record["settings"].get("seed", 0), result, record["settings"])
         for (arch, depth, *_), result in zip(names, record["nets"].values())
     ]
-
-
-def one_variant(variants: set[str]) -> None:
-    """As runs/results.one_variant: nets of one arch and depth but another variant would be drawn as one net."""
-    if len(variants) > 1:
-        shown = ", ".join(sorted(v or "the paper's" for v in variants))
-        raise UserError(f"nets of several variants ({shown}): the figures draw one at a time (one sweep or --out each)")
 
 
 @dataclass(frozen=True)

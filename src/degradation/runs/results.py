@@ -208,20 +208,22 @@ def assemble(name: str, runs: list[Run], expected: list[str]) -> Sweep:
     present = {r.key for r in finished}
     missing = sorted((set(expected) | {r.key for r in runs}) - present)
     finished.sort(key=lambda r: (ARCHS.index(r.arch) if r.arch in ARCHS else len(ARCHS), r.depth, r.seed))
-    return Sweep(name=name, runs=finished, missing=missing, variant=one_variant(name, finished))
+    return Sweep(
+        name=name, runs=finished, missing=missing, variant=one_variant(f"sweep {name}", {r.variant for r in finished})
+    )
 
 
-def one_variant(name: str, runs: list[Run]) -> str:
-    """The variant all the sweep's nets share: the figures draw one at a time (a ResNet-20 and a pre-activation
-    ResNet-20 would otherwise be averaged as seeds of one net)."""
-    variants = sorted({r.variant for r in runs})
-    if len(variants) > 1:
-        shown = ", ".join(v or "the paper's" for v in variants)
+def one_variant(holder: str, variants: set[str]) -> str:
+    """The variant all of `holder`'s nets share (every figure's rule): the figures draw one at a time, since a
+    ResNet-20 and a pre-activation ResNet-20 would otherwise be averaged as seeds of one net."""
+    ordered = sorted(variants)
+    if len(ordered) > 1:
+        shown = ", ".join(v or "the paper's" for v in ordered)
         raise UserError(
-            f"sweep {name} holds nets of several variants ({shown}): the figures draw one variant at a time, "
+            f"{holder} holds nets of several variants ({shown}): the figures draw one variant at a time, "
             "so train each in its own sweep (name=...)"
         )
-    return variants[0] if variants else ""
+    return ordered[0] if ordered else ""
 
 
 def latest_sweep(runs_root: str | Path = "runs") -> Path:
