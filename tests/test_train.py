@@ -217,6 +217,13 @@ def test_a_pre_activation_net_is_named_by_its_block_and_the_papers_keep_their_na
     assert run_and_sweep_dirs("model=plain", "model.init_mode=delta_orthogonal")[0] == (
         "runs/default/plain-20-delta_orthogonal/seed=0"
     )
+    assert run_and_sweep_dirs("model=plain", "model.activation=crelu", "model.norm=none")[0] == (
+        "runs/default/plain-20-norm-none-crelu/seed=0"
+    )
+    assert run_and_sweep_dirs("model.conv=dirac")[0] == "runs/default/resnet-20-dirac/seed=0"
+    assert run_and_sweep_dirs("model.block=preact_bottleneck", "model.depth=164")[0] == (
+        "runs/default/resnet-164-preact_bottleneck/seed=0"
+    )
 
 
 def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monkeypatch):

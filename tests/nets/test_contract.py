@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from degradation.analysis.lesion import without_blocks
-from degradation.nets.cifar import count_parameters, dropped_path
+from degradation.nets.cifar import count_parameters
 from degradation.nets.contract import missing, zero_branch
+from degradation.nets.parts import dropped_path
 from degradation.nets.registry import FAMILIES, build_net
 
 CASES = {
@@ -35,6 +36,16 @@ CASES = {
     "cifar-plain-8-norm-none-A": dict(family="cifar", depth=8, residual=False, norm="none"),
     "cifar-resnet-8-norm-none-fixup-A": dict(family="cifar", depth=8, residual=True, norm="none", branch_init="fixup"),
     "cifar-resnet-8-droppath-A": dict(family="cifar", depth=8, residual=True, drop_path=0.5),
+    "cifar-plain-8-norm-none-crelu": dict(family="cifar", depth=8, residual=False, norm="none", activation="crelu"),
+    "cifar-plain-8-preact-crelu": dict(family="cifar", depth=8, residual=False, block="preact", activation="crelu"),
+    "cifar-resnet-8-dirac-A": dict(family="cifar", depth=8, residual=True, conv="dirac"),
+    "cifar-plain-8-preact-dirac": dict(family="cifar", depth=8, residual=False, block="preact", conv="dirac"),
+    **{
+        f"cifar-{'resnet' if residual else 'plain'}-11-preact_bottleneck-{shortcut}": dict(
+            family="cifar", depth=11, residual=residual, shortcut=shortcut, block="preact_bottleneck"
+        )
+        for residual, shortcut in ((True, "A"), (True, "B"), (False, "B"))
+    },
     **{
         f"imagenet-{'resnet' if residual else 'plain'}-{depth}": dict(family="imagenet", depth=depth, residual=residual)
         for residual in (True, False)
@@ -117,6 +128,74 @@ def test_response_layers_come_in_the_order_the_input_meets_them(case):
 @pytest.mark.parametrize("family, depth", PUBLISHED_PARAMETERS)
 def test_the_parameter_count_is_the_published_one(family, depth):
     assert count_parameters(build_net(family=family, depth=depth, residual=True)) == PUBLISHED_PARAMETERS[family, depth]
+
+
+@pytest.mark.parametrize("depth, paper", [(164, 1.7e6), (1001, 10.2e6)])
+def test_the_pre_activation_bottleneck_nets_have_the_papers_parameter_counts(depth, paper):
+    """He et al. 2016's Table 4: ResNet-164 1.7M, ResNet-1001 10.2M, with projection shortcuts as their code. Their
+    counts are those of the conv and classifier weights (10,178,490 for ResNet-1001; with BN's scales and shifts
+    10,327,706, which would round to 10.3M)."""
+    net = build_net(family="cifar", depth=depth, residual=True, shortcut="B", block="preact_bottleneck")
+    weights = sum(p.numel() for m in net.modules() if not isinstance(m, nn.BatchNorm2d) for p in m.parameters(False))
+    assert round(weights, -5) == paper
+    assert len(net.blocks) == 3 * (depth - 2) // 9 and net.fc.in_features == 256
+    assert count_parameters(net) - weights == sum(2 * m.num_features for m in net.modules() if is_bn(m))
+
+
+def is_bn(module: nn.Module) -> bool:
+    return isinstance(module, nn.BatchNorm2d)
+
+
+def test_a_pre_activation_bottleneck_shares_its_activation_where_the_channels_grow_and_else_returns_its_input():
+    """Their code: each stage's first unit (16 -> 64, 64 -> 128, 128 -> 256 channels) applies its BN and ReLU before
+    the split and projects the shortcut with a 1x1 conv (no BN); every other unit returns its input exactly when its
+    branch is zero, negative values included."""
+    net = build_net(family="cifar", depth=20, residual=True, shortcut="B", block="preact_bottleneck").eval()
+    firsts = [block.activate_both for block in net.blocks]
+    assert firsts == [True, False] * 3 and all(block.changes_shape == block.activate_both for block in net.blocks)
+    assert all(
+        isinstance(net.blocks[i].shortcut[0], nn.Conv2d) and not is_bn(net.blocks[i].shortcut[1]) for i in (0, 2)
+    )
+    block, x = net.blocks[3], torch.randn(2, 128, 16, 16)
+    zero_branch(block)
+    with torch.no_grad():
+        assert (x < 0).any() and torch.equal(block(x), x)
+
+
+def test_looks_linear_makes_a_plain_net_without_bn_linear_at_init():
+    """Balduzzi et al. 2017: CReLU with mirrored weights [W, -W] gives W·relu(x) - W·relu(-x) = W·x, so the net is
+    affine at init: f(t·x + (1-t)·y) = t·f(x) + (1-t)·f(y). The same net with ReLU is far from it."""
+    for block in ("original", "preact"):
+        torch.manual_seed(0)
+        net = build_net(family="cifar", depth=8, residual=False, norm="none", activation="crelu", block=block)
+        relu = build_net(family="cifar", depth=8, residual=False, norm="none", block=block)
+        x, y, t = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32), 0.3
+        with torch.no_grad():
+            scale = net(x).abs().max()
+            assert (net(t * x + (1 - t) * y) - (t * net(x) + (1 - t) * net(y))).abs().max() < 1e-5 * scale
+            assert (relu(t * x + (1 - t) * y) - (t * relu(x) + (1 - t) * relu(y))).abs().max() > 0.05 * scale
+        assert net.blocks[0].conv1.in_channels == 2 * 16 and net.fc.in_features == 2 * 64
+
+
+def test_a_dirac_conv_with_b_zero_passes_each_channel_on_scaled_by_a():
+    """DiracNets: W = diag(a)·δ + diag(b)·Ŵ. With b = 0 every conv is the identity on its channels (times a): a
+    stride-2 conv passes the subsampled map on, a conv to twice the channels copies each input channel twice."""
+    net = build_net(family="cifar", depth=8, residual=False, conv="dirac")
+    convs = [m for m in net.blocks.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 6 and all(type(conv).__name__ == "DiracConv2d" for conv in convs)
+    for conv in convs:
+        assert torch.equal(conv.dirac_scale, torch.full_like(conv.dirac_scale, 5.0))
+        with torch.no_grad():
+            conv.weight_scale.zero_()
+            conv.dirac_scale.uniform_(0.5, 2.0)
+            x = torch.randn(2, conv.in_channels, 8, 8)
+            passed = x[:, :, :: conv.stride[0], :: conv.stride[1]].repeat(
+                1, conv.out_channels // conv.in_channels, 1, 1
+            )
+            assert torch.allclose(conv(x), conv.dirac_scale.view(1, -1, 1, 1) * passed, atol=1e-6)
+            conv.dirac_scale.zero_()
+            conv.weight_scale.fill_(1.0)  # a = 0, b = 1: the kernel is the weight, each output filter of norm 1
+            assert torch.allclose(conv.kernel().flatten(1).norm(dim=1), torch.ones(conv.out_channels), atol=1e-5)
 
 
 def test_a_pre_activation_block_with_a_zeroed_branch_returns_its_input_exactly_negative_values_included():

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.nets.cifar import BasicBlock, CifarNet, InvalidDepthError, ZeroPadShortcut, count_parameters
+from degradation.nets.cifar import BasicBlock, CifarNet, InvalidDepthError, count_parameters
+from degradation.nets.parts import BlockOptions, ZeroPadShortcut
 from degradation.nets.registry import build_net
 
 PAPER_PARAMS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962, 1202: 19_421_274}
@@ -48,8 +49,8 @@ def zero_second_conv(block: BasicBlock) -> BasicBlock:
 
 def test_residual_block_adds_identity_before_its_last_relu_and_plain_block_does_not():
     x = torch.randn(2, 16, 8, 8)
-    residual = zero_second_conv(BasicBlock(16, 16, 1, residual=True, shortcut="A"))
-    plain = zero_second_conv(BasicBlock(16, 16, 1, residual=False, shortcut="A"))
+    residual = zero_second_conv(BasicBlock(16, 16, 1, BlockOptions(residual=True, shortcut="A")))
+    plain = zero_second_conv(BasicBlock(16, 16, 1, BlockOptions(residual=False, shortcut="A")))
     with torch.no_grad():
         assert torch.allclose(residual(x), torch.relu(x))  # relu(0 + x): the ReLU comes after the addition
         assert torch.count_nonzero(plain(x)) == 0  # relu(bn(0)) with no shortcut

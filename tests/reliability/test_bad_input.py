@@ -50,7 +50,25 @@ BAD_INPUTS = [
         ["model.init_mode=bogus"],
         "model.init_mode must be one of fan_in, fan_out, delta_orthogonal, got 'bogus'",
     ),
-    ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, got 'pre'"),
+    ("unknown block", ["model.block=pre"], "model.block must be one of original, preact, preact_bottleneck, got 'pre'"),
+    (
+        "bottleneck depth not 9n+2",
+        ["model.block=preact_bottleneck", "model.depth=32"],
+        "model.depth must be 9n+2 with n >= 1 for block preact_bottleneck (e.g. 11, 20, 29, 164, 1001), got 32",
+    ),
+    ("unknown activation", ["model=plain", "model.activation=tanh"], "model.activation must be one of relu, crelu"),
+    ("unknown conv", ["model.conv=dilated"], "model.conv must be one of standard, dirac, got 'dilated'"),
+    ("crelu on a residual net", ["model.activation=crelu"], "model.activation=crelu needs model.residual=false"),
+    (
+        "crelu with delta-orthogonal",
+        ["model=plain", "model.activation=crelu", "model.init_mode=delta_orthogonal"],
+        "model.init_mode=delta_orthogonal is not defined",
+    ),
+    (
+        "dirac with fixup",
+        ["model.conv=dirac", "model.norm=none", "model.branch_init=fixup"],
+        "model.conv=dirac does not combine with model.branch_init=fixup",
+    ),
     ("unknown norm", ["model.norm=layer"], "model.norm must be one of bn, none, got 'layer'"),
     (
         "unknown branch init",

@@ -16,113 +16,77 @@ import torch.nn.functional as F
 from torch import nn
 
 from degradation.nets.contract import ShortcutOnly
+from degradation.nets.parts import (
+    ACTIVATIONS,
+    BRANCH_INITS,
+    CONVS,
+    NORMS,
+    SHORTCUTS,
+    BlockOptions,
+    FixupScalars,
+    activate,
+    add_shortcut,
+    branch_gate,
+    conv3x3,
+    last_layer,
+    norm2d,
+    shortcut_of,
+)
+from degradation.nets.preact import PreActBlock, PreActBottleneck
 
 STAGE_WIDTHS = (16, 32, 64)
-SHORTCUTS = ("A", "B")
+BOTTLENECK_STAGE_WIDTHS = (64, 128, 256)  # a pre-activation bottleneck's output channels per stage (He et al. 2016)
 INIT_MODES = ("fan_in", "fan_out", "delta_orthogonal")
 DELTA_ORTHOGONAL_GAIN = 2**0.5  # sigma_w for ReLU nets: the He gain, so a layer keeps the signal's second moment
-BLOCK_KINDS = ("original", "preact")  # He et al. 2015's post-activation block; 2016's full pre-activation
-NORMS = ("bn", "none")  # none: no normalisation anywhere (the residual nets that train without it)
-BRANCH_INITS = ("none", "rezero", "skipinit", "fixup")  # residual branches that start at 0 (docs/protocol.md)
+# He et al. 2015's post-activation block; 2016's full pre-activation block and bottleneck (nets/preact.py)
+BLOCK_KINDS = ("original", "preact", "preact_bottleneck")
+LAYERS_PER_BLOCK = {"original": 2, "preact": 2, "preact_bottleneck": 3}
+DEPTH_EXAMPLES = {2: "8, 14, 20, 32, 44, 56, 110, 1202", 3: "11, 20, 29, 164, 1001"}
 
 
 class InvalidDepthError(ValueError):
-    """A depth that is not of the form 6n + 2."""
+    """A depth that is not of the form 6n + 2 (9n + 2 for bottleneck blocks)."""
 
 
-def blocks_per_stage(depth: int) -> int:
-    """n in depth = 6n + 2; refuses any other depth with the valid ones listed."""
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
+def blocks_per_stage(depth: int, block: str = "original") -> int:
+    """n in depth = 6n + 2 (3 stages of n blocks of 2 layers, a stem and a classifier), 9n + 2 for the bottleneck
+    blocks of 3 layers; refuses any other depth with valid ones listed."""
+    layers = LAYERS_PER_BLOCK[block]
+    per_stage = 3 * layers
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < per_stage + 2 or (depth - 2) % per_stage:
         raise InvalidDepthError(
-            f"depth must be 6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202), got {depth!r}"
+            f"depth must be {per_stage}n+2 with n >= 1 for block {block} (e.g. {DEPTH_EXAMPLES[layers]}), got {depth!r}"
         )
-    return (depth - 2) // 6
-
-
-def conv3x3(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-
-
-class ZeroPadShortcut(nn.Module):
-    """Option A: subsample by the stride and append zero channels. No parameters."""
-
-    def __init__(self, stride: int, extra_channels: int):
-        super().__init__()
-        self.stride = stride
-        self.extra_channels = extra_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
-
-
-def norm2d(channels: int, norm: str = "bn") -> nn.Module:
-    return nn.BatchNorm2d(channels) if norm == "bn" else nn.Identity()
-
-
-def branch_gate(branch_init: str) -> nn.Parameter | None:
-    """ReZero (Bachlechner et al. 2020: x + a*F(x)) and SkipInit (De & Smith 2020): a learnable scalar a on the
-    branch, 0 at init, so that every residual block starts as its shortcut."""
-    return nn.Parameter(torch.zeros(())) if branch_init in ("rezero", "skipinit") else None
-
-
-class FixupScalars(nn.Module):
-    """Fixup's scalars for one branch (Zhang, Dauphin & Ma 2019): biases before each conv and activation, a
-    multiplier at the branch's end. The biases start at 0, the multiplier at 1."""
-
-    def __init__(self):
-        super().__init__()
-        self.bias1a, self.bias1b, self.bias2a, self.bias2b = (nn.Parameter(torch.zeros(())) for _ in range(4))
-        self.scale = nn.Parameter(torch.ones(()))
-
-
-def last_layer(norm: nn.Module, conv: nn.Conv2d) -> nn.Module:
-    """The last layer of a branch that has parameters: its BN, or its conv where there is no normalisation."""
-    return norm if isinstance(norm, nn.BatchNorm2d) else conv
-
-
-def projection_shortcut(in_channels: int, out_channels: int, stride: int, norm: str = "bn") -> nn.Sequential:
-    """Option B: 1x1 conv + BN, used only where the shape changes."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-        norm2d(out_channels, norm),
-    )
+    return (depth - 2) // per_stage
 
 
 class BasicBlock(nn.Module):
     """Two 3x3 convs, each followed by BN; the second ReLU comes after the addition: relu(x + a*F(x)).
 
-    With residual=False the block is the same layers with no shortcut: relu(a*F(x)).
+    A plain block (options.residual false) is the same layers with no shortcut: relu(a*F(x)).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int,
-        residual: bool,
-        shortcut: str,
-        residual_scale: float = 1.0,
-        norm: str = "bn",
-        branch_init: str = "none",
-    ):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions):
         super().__init__()
-        self.residual_scale, self.gate = residual_scale, branch_gate(branch_init)
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
-        self.bn1 = norm2d(out_channels, norm)
-        self.conv2 = conv3x3(out_channels, out_channels)
-        self.bn2 = norm2d(out_channels, norm)
-        self.residual = residual
+        self.residual_scale, self.gate = options.residual_scale, branch_gate(options.branch_init)
+        self.activation, wide = options.activation, options.widen
+        self.conv1 = conv3x3(wide * in_channels, out_channels, stride, options.conv)
+        self.bn1 = norm2d(out_channels, options.norm)
+        self.conv2 = conv3x3(wide * out_channels, out_channels, 1, options.conv)
+        self.bn2 = norm2d(out_channels, options.norm)
+        self.residual = options.residual
         self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride, norm) if residual else nn.Identity()
-        self.fixup = FixupScalars() if branch_init == "fixup" else None
+        self.shortcut = nn.Identity()
+        if self.residual:
+            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, options.norm)
+        self.fixup = FixupScalars() if options.branch_init == "fixup" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixup is not None:
             return F.relu(add_shortcut(self.fixup_branch(x), x, self))
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = activate(self.bn1(self.conv1(x)), self.activation)
         out = self.bn2(self.conv2(out))
-        return F.relu(add_shortcut(out, x, self))
+        return activate(add_shortcut(out, x, self), self.activation)
 
     def fixup_branch(self, x: torch.Tensor) -> torch.Tensor:
         """The branch as Fixup's reference code computes it (no BN: norm=none). Its shortcut takes x, where the
@@ -151,82 +115,6 @@ def lesioned_post_activation(block: nn.Module) -> nn.Module | None:
     return None if block.changes_shape else nn.Identity()
 
 
-class PreActBlock(nn.Module):
-    """BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 3x3 conv, plus the shortcut: x + a*F(x), nothing after it.
-
-    `activate_both` (the first block after the stem conv): the shortcut takes the activated input too. With
-    residual=False the block is the same layers with no shortcut: a*F(x)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int,
-        residual: bool,
-        shortcut: str,
-        residual_scale: float = 1.0,
-        activate_both: bool = False,
-        norm: str = "bn",
-        branch_init: str = "none",
-    ):
-        super().__init__()
-        self.residual_scale, self.residual, self.activate_both = residual_scale, residual, activate_both
-        self.gate = branch_gate(branch_init)
-        self.bn1, self.conv1 = norm2d(in_channels, norm), conv3x3(in_channels, out_channels, stride)
-        self.bn2, self.conv2 = norm2d(out_channels, norm), conv3x3(out_channels, out_channels)
-        self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = shortcut_of(shortcut, in_channels, out_channels, stride, norm) if residual else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        activated = F.relu(self.bn1(x))
-        out = self.conv2(F.relu(self.bn2(self.conv1(activated))))
-        return add_shortcut(out, activated if self.activate_both else x, self)
-
-    def response_layers(self) -> list[nn.Conv2d]:
-        return [self.conv1, self.conv2]  # a 3x3 conv's output, before the next BN and the addition
-
-    @property
-    def branch_end(self) -> nn.Module:
-        return self.conv2
-
-    def lesioned(self) -> nn.Module | None:
-        if self.residual:
-            before = nn.Sequential(self.bn1, nn.ReLU()) if self.activate_both else None
-            return ShortcutOnly(self.shortcut, nn.Identity(), before)
-        return None if self.changes_shape else nn.Identity()
-
-
-def shortcut_of(kind: str, in_channels: int, out_channels: int, stride: int, norm: str = "bn") -> nn.Module:
-    """The identity where the shape stays; where it changes, option A (no parameters) or B (a projection)."""
-    if stride == 1 and in_channels == out_channels:
-        return nn.Identity()
-    if kind == "A":
-        return ZeroPadShortcut(stride, out_channels - in_channels)
-    return projection_shortcut(in_channels, out_channels, stride, norm)
-
-
-def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:
-    """a*F(x) + shortcut(x) for a residual block, a*F(x) for its plain twin (times its gate, if it has one)."""
-    if block.residual_scale != 1.0:  # skipped at 1.0: one kernel less per block, same numbers
-        branch = block.residual_scale * branch
-    if getattr(block, "gate", None) is not None:
-        branch = block.gate * branch
-    if getattr(block, "drop", 0.0) > 0:
-        branch = dropped_path(branch, block.drop, block.training)
-    return branch + block.shortcut(x) if block.residual else branch
-
-
-def dropped_path(branch: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
-    """Stochastic depth (Huang et al. 2016): in training the whole branch is dropped for the mini-batch with
-    probability `drop`, drawn on the branch's device (no host read, so a captured or compiled step stays valid);
-    in evaluation the branch is scaled by its survival probability, the expectation of the training output (the
-    paper's rule)."""
-    if training:
-        keep = (torch.rand((), device=branch.device) >= drop).to(branch.dtype)
-        return branch * keep
-    return branch * (1.0 - drop)
-
-
 class Network(nn.Module):
     """A 3x3 stem conv + BN + ReLU, a sequence of blocks, global average pooling and a linear classifier."""
 
@@ -245,7 +133,8 @@ class Network(nn.Module):
 
 
 class CifarNet(Network):
-    """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True); block=preact: He et al. 2016's."""
+    """The paper's CIFAR network: plain (residual=False) or ResNet (residual=True); block=preact and
+    preact_bottleneck: He et al. 2016's; the other keys: docs/protocol.md and docs/beyond-the-paper.md."""
 
     def __init__(
         self,
@@ -259,63 +148,80 @@ class CifarNet(Network):
         norm: str = "bn",
         branch_init: str = "none",
         drop_path: float = 0.0,
+        activation: str = "relu",
+        conv: str = "standard",
     ):
         super().__init__()
         for key, value, valid in (
             ("shortcut", shortcut, SHORTCUTS),
             ("block", block, BLOCK_KINDS),
             ("norm", norm, NORMS),
+            ("branch_init", branch_init, BRANCH_INITS),
+            ("activation", activation, ACTIVATIONS),
+            ("conv", conv, CONVS),
         ):
             if value not in valid:
                 raise ValueError(f"{key} must be one of {valid}, got {value!r}")
-        if branch_init not in BRANCH_INITS:
-            raise ValueError(f"branch_init must be one of {BRANCH_INITS}, got {branch_init!r}")
-        branch = dict(norm=norm, branch_init=branch_init)
-        n = blocks_per_stage(depth)
-        self.depth, self.residual, self.shortcut, self.preact = depth, residual, shortcut, block == "preact"
+        options = BlockOptions(residual, shortcut, residual_scale, norm, branch_init, activation, conv)
+        self.depth, self.residual, self.shortcut, self.preact = depth, residual, shortcut, block != "original"
+        self.activation = activation
         self.conv = conv3x3(3, STAGE_WIDTHS[0])
         if not self.preact:
             self.bn = norm2d(STAGE_WIDTHS[0], norm)
-        blocks = []
-        in_channels = STAGE_WIDTHS[0]
-        for stage, width in enumerate(STAGE_WIDTHS):
-            for index in range(n):
-                stride = 2 if stage > 0 and index == 0 else 1
-                if self.preact:
-                    first = stage == 0 and index == 0
-                    blocks.append(
-                        PreActBlock(in_channels, width, stride, residual, shortcut, residual_scale, first, **branch)
-                    )
-                else:
-                    blocks.append(BasicBlock(in_channels, width, stride, residual, shortcut, residual_scale, **branch))
-                in_channels = width
-        for index, built in enumerate(blocks):  # Huang et al.'s linear rule: the last block drops with drop_path
-            built.drop = drop_path * (index + 1) / len(blocks)
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*stages(depth, block, options))
+        for index, built in enumerate(self.blocks):  # Huang et al.'s linear rule: the last block drops with drop_path
+            built.drop = drop_path * (index + 1) / len(self.blocks)
+        last_width = stage_widths(block)[-1]
         if self.preact:
-            self.final_bn = norm2d(in_channels, norm)  # the activation after the last block
-        self.fc = nn.Linear(in_channels, num_classes)
+            self.final_bn = norm2d(last_width, norm)  # the activation after the last block
+        self.fc = nn.Linear(options.widen * last_width, num_classes)
         self.fixup = branch_init == "fixup"
         if self.fixup:
             self.stem_bias, self.head_bias = nn.Parameter(torch.zeros(())), nn.Parameter(torch.zeros(()))
         he_init(self, init_mode)
         if self.fixup:
             fixup_init(self)
+        if activation == "crelu":
+            looks_linear_(self)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixup:
             return F.relu(self.conv(x) + self.stem_bias)
-        return self.conv(x) if self.preact else super().stem(x)
+        return self.conv(x) if self.preact else activate(self.bn(self.conv(x)), self.activation)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixup:
             return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1) + self.head_bias)
-        return super().head(F.relu(self.final_bn(x)) if self.preact else x)
+        return super().head(activate(self.final_bn(x), self.activation) if self.preact else x)
 
     def response_layers(self) -> list[nn.Module]:
         if not (self.preact or self.fixup):
             return super().response_layers()
         return [self.conv] + [layer for block in self.blocks for layer in block.response_layers()]  # no stem BN
+
+
+def stage_widths(block: str) -> tuple[int, ...]:
+    return BOTTLENECK_STAGE_WIDTHS if block == "preact_bottleneck" else STAGE_WIDTHS
+
+
+def stages(depth: int, block: str, options: BlockOptions) -> list[nn.Module]:
+    """Three stages of n blocks; each stage after the first halves the map with its first block's stride.
+
+    A pre-activation net's blocks share their first BN and ReLU with the shortcut where He et al. 2016's code does:
+    the net's first block (two 3x3 convs), each stage's first block (bottlenecks, where the channels grow)."""
+    n, bottleneck = blocks_per_stage(depth, block), block == "preact_bottleneck"
+    blocks, in_channels = [], STAGE_WIDTHS[0]
+    for stage, width in enumerate(stage_widths(block)):
+        for index in range(n):
+            stride = 2 if stage > 0 and index == 0 else 1
+            if block == "original":
+                blocks.append(BasicBlock(in_channels, width, stride, options))
+            else:
+                shared = index == 0 and (bottleneck or stage == 0)
+                kind = PreActBottleneck if bottleneck else PreActBlock
+                blocks.append(kind(in_channels, width, stride, options, activate_both=shared))
+            in_channels = width
+    return blocks
 
 
 def he_init(net: nn.Module, mode: str) -> None:
@@ -359,6 +265,17 @@ def fixup_init(net: nn.Module) -> None:
             block.conv2.weight.zero_()
         net.fc.weight.zero_()
         net.fc.bias.zero_()
+
+
+def looks_linear_(net: nn.Module) -> None:
+    """Looks-linear init (Balduzzi et al. 2017): every weight that takes a CReLU's output is mirrored, [W, -W], so
+    W·relu(x) - W·relu(-x) = W·x and the net is linear at init. W keeps the init's draw: He's variance over the
+    doubled fan-in is the variance that keeps a linear layer's signal."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)) and module is not net.conv:
+                half = module.weight.shape[1] // 2
+                module.weight[:, half:] = -module.weight[:, :half]
 
 
 def count_parameters(net: nn.Module) -> int:

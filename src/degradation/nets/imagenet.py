@@ -11,15 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.nets.cifar import (
-    BasicBlock,
-    Network,
-    add_shortcut,
-    conv3x3,
-    he_init,
-    lesioned_post_activation,
-    projection_shortcut,
-)
+from degradation.nets.cifar import BasicBlock, Network, he_init, lesioned_post_activation
+from degradation.nets.parts import BlockOptions, add_shortcut, conv3x3, projection_shortcut
 
 STAGE_WIDTHS = (64, 128, 256, 512)
 STAGE_STRIDES = (1, 2, 2, 2)
@@ -103,7 +96,7 @@ class ImageNetStyleResNet(Network):
             for index in range(count):
                 stride = stage_stride if index == 0 else 1
                 if kind == "basic":
-                    blocks.append(BasicBlock(in_channels, width, stride, residual, "B", residual_scale))
+                    blocks.append(BasicBlock(in_channels, width, stride, BlockOptions(residual, "B", residual_scale)))
                     in_channels = width
                 else:
                     blocks.append(Bottleneck(in_channels, width, stride, residual, stride_in, residual_scale))

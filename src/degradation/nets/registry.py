@@ -10,26 +10,21 @@ from omegaconf import MISSING
 from torch import nn
 
 from degradation.errors import UserError
-from degradation.nets.cifar import (
-    BLOCK_KINDS,
-    BRANCH_INITS,
-    INIT_MODES,
-    NORMS,
-    SHORTCUTS,
-    CifarNet,
-    InvalidDepthError,
-    blocks_per_stage,
-)
+from degradation.nets.cifar import BLOCK_KINDS, INIT_MODES, CifarNet, InvalidDepthError, blocks_per_stage
 from degradation.nets.imagenet import BLOCKS, STRIDE_IN, ImageNetStyleResNet
+from degradation.nets.parts import ACTIVATIONS, BRANCH_INITS, CONVS, NORMS, SHORTCUTS
 from degradation.schema import is_int, is_number, non_negative, one_of, rule
 
 
 def cifar_depth(depth) -> bool:
-    try:
-        blocks_per_stage(depth)
-    except InvalidDepthError:
-        return False
-    return True
+    """Some block's depth (6n + 2, or 9n + 2 for bottlenecks); check_cifar then holds it to the net's block."""
+    for block in BLOCK_KINDS:
+        try:
+            blocks_per_stage(depth, block)
+            return True
+        except InvalidDepthError:
+            pass
+    return False
 
 
 @dataclass
@@ -42,7 +37,10 @@ class CifarModel:
     )
     arch: str = MISSING
     residual: bool = MISSING
-    depth: int = rule(cifar_depth, "6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202)")
+    depth: int = rule(
+        cifar_depth,
+        "6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202), 9n+2 with model.block=preact_bottleneck (164, 1001)",
+    )
     shortcut: str = rule(*one_of(*SHORTCUTS))
     init_mode: str = rule(*one_of(*INIT_MODES))
     residual_scale: float = rule(*non_negative)
@@ -50,6 +48,8 @@ class CifarModel:
     norm: str = rule(*one_of(*NORMS))
     branch_init: str = rule(*one_of(*BRANCH_INITS))
     drop_path: float = rule(lambda v: is_number(v) and 0 <= v < 1, "in [0, 1)")
+    activation: str = rule(*one_of(*ACTIVATIONS))
+    conv: str = rule(*one_of(*CONVS))
 
 
 @dataclass
@@ -72,6 +72,10 @@ class ImagenetModel:
 
 def check_cifar(model: dict) -> None:
     """Combinations of the CIFAR nets' keys that make no sense, each said in one line with why."""
+    try:
+        blocks_per_stage(model["depth"], model.get("block", "original"))
+    except InvalidDepthError as error:
+        raise UserError(f"model.{error}") from None  # "model.depth must be 9n+2 ... for block ..."
     gated = model.get("branch_init", "none") != "none"
     if gated and not model["residual"]:
         raise UserError(
@@ -89,6 +93,27 @@ def check_cifar(model: dict) -> None:
         )
     if model.get("branch_init") == "fixup" and model.get("block", "original") != "original":
         raise UserError("model.branch_init=fixup needs model.block=original: Fixup rescales post-activation blocks")
+    check_looks_linear_and_dirac(model)
+
+
+def check_looks_linear_and_dirac(model: dict) -> None:
+    crelu, dirac = model.get("activation") == "crelu", model.get("conv") == "dirac"
+    if crelu and model["residual"]:
+        raise UserError(
+            "model.activation=crelu needs model.residual=false: looks-linear is an init for plain nets, and a "
+            "shortcut would have to carry the CReLU's doubled channels"
+        )
+    if crelu and model.get("init_mode") == "delta_orthogonal":
+        raise UserError(
+            "model.activation=crelu sets its own init (mirrored weights [W, -W]) on convs that take twice as many "
+            "channels as they give, where model.init_mode=delta_orthogonal is not defined: use fan_in or fan_out"
+        )
+    if dirac and (crelu or model.get("branch_init") == "fixup"):
+        other = "model.activation=crelu" if crelu else "model.branch_init=fixup"
+        raise UserError(
+            f"model.conv=dirac does not combine with {other}: a Dirac conv's identity part stays where "
+            + ("the mirrored weights make the net linear" if crelu else "Fixup zeroes a branch's last conv")
+        )
 
 
 def check_imagenet(model: dict) -> None:

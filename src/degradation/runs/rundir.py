@@ -58,6 +58,8 @@ NAMED_MODEL_KEYS = {
     "branch_init": ("none", "{}"),
     "drop_path": (0.0, "droppath{:g}"),
     "init_mode": ("fan_in", "{}"),
+    "activation": ("relu", "{}"),
+    "conv": ("standard", "{}"),
 }
 
 

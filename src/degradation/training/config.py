@@ -59,6 +59,8 @@ ADDED_KEYS = {
     "model.norm": "bn",
     "model.branch_init": "none",
     "model.drop_path": 0.0,
+    "model.activation": "relu",
+    "model.conv": "standard",
     "optim.warmup_shape": "constant",
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
