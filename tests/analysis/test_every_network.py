@@ -12,7 +12,7 @@ from degradation.analysis.responses import response_stds
 from degradation.analysis.subjects import Images, of_name
 from degradation.errors import UserError
 from degradation.nets.registry import build_net
-from degradation.runs.rundir import PAPER_FAMILY, run_name, variant
+from degradation.runs.rundir import run_name, variant
 
 NETWORKS = {
     "preact": dict(block="preact"),
@@ -67,13 +67,20 @@ def test_every_analysis_runs_on_the_network(name):
         ("resnet-20-preact-rezero", {"block": "preact", "branch_init": "rezero"}),
         ("resnet-110-droppath0.5", {"drop_path": 0.5}),
         ("plain-56-delta_orthogonal", {"init_mode": "delta_orthogonal"}),
+        ("resnet-164-preact_bottleneck", {"block": "preact_bottleneck"}),
+        ("plain-20-norm-none-crelu", {"norm": "none", "activation": "crelu"}),
+        ("imagenet-resnet-50", {"family": "imagenet", "stride_in": "3x3"}),
+        (
+            "imagenet-plain-18-delta_orthogonal",
+            {"family": "imagenet", "residual": False, "init_mode": "delta_orthogonal"},
+        ),
     ],
 )
 def test_analyses_at_init_name_a_variant_as_its_run_directory_does(name, keys):
     """--nets resnet-110-preact: the name a run directory gives the net builds that net."""
     subject = of_name(name)
     assert keys.items() <= subject.model.items()
-    assert run_name(PAPER_FAMILY, subject.arch, subject.depth, variant(subject.model)) == name
+    assert run_name(subject.model["family"], subject.arch, subject.depth, variant(subject.model)) == name
 
 
 @pytest.mark.parametrize(
@@ -82,6 +89,9 @@ def test_analyses_at_init_name_a_variant_as_its_run_directory_does(name, keys):
         ("resnet-20-bogus", "'bogus' in 'bogus' names no intervention"),
         ("resnet-20-rezero-preact", "not a variant as run directories name them"),
         ("plain-20-rezero", "model.branch_init=rezero needs model.residual=true"),
+        ("imagenet-resnet-21", "imagenet-plain or imagenet-resnet, then a depth one of 18, 34, 50, 101, 152"),
+        ("imagenet-resnet-18-preact", "'preact' in 'preact' names no intervention"),
+        ("resnet-32-preact_bottleneck", "model.depth must be 9n+2"),
     ],
 )
 def test_a_name_that_is_no_network_is_one_error(name, says):

@@ -173,6 +173,7 @@ def test_looks_linear_makes_a_plain_net_without_bn_linear_at_init():
         with torch.no_grad():
             scale = net(x).abs().max()
             assert (net(t * x + (1 - t) * y) - (t * net(x) + (1 - t) * net(y))).abs().max() < 1e-5 * scale
+            assert (net(x) - net(y)).abs().max() > 0.1 * scale  # linear, not constant
             assert (relu(t * x + (1 - t) * y) - (t * relu(x) + (1 - t) * relu(y))).abs().max() > 0.05 * scale
         assert net.blocks[0].conv1.in_channels == 2 * 16 and net.fc.in_features == 2 * 64
 

@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 
 from degradation.errors import UserError  # noqa: E402
 from degradation.report.analysis_figures import (  # noqa: E402
+    Drawing,
     Entry,
     entries_of_nets,
     landscape_surfaces,
@@ -70,3 +71,20 @@ def test_nets_at_init_of_two_variants_are_not_drawn_as_one_net():
         entries_of_nets(record)
     one = entries_of_nets({"settings": {"seed": 0}, "nets": {"resnet-8-preact": {}, "resnet-14-preact": {}}})
     assert [(entry.arch, entry.depth) for entry in one] == [("resnet", 8), ("resnet", 14)]
+
+
+def test_figures_of_nets_other_than_the_papers_say_which_in_their_corner():
+    """imagenet-resnet-18 at init is no ResNet-18 of the paper: its figures say `imagenet nets`; the paper's say
+    nothing more."""
+    import matplotlib.pyplot as plt
+
+    record = {"settings": {"seed": 0}, "nets": {"imagenet-plain-18": {}, "imagenet-resnet-18": {}}}
+    entries = entries_of_nets(record)
+    assert [(entry.arch, entry.depth, entry.kind) for entry in entries] == [
+        ("plain", 18, "imagenet"),
+        ("resnet", 18, "imagenet"),
+    ]
+    said = Drawing(entries).say_kind({"figure": plt.figure()})["figure"]
+    assert [text.get_text() for text in said.texts] == ["imagenet nets"]
+    paper = Drawing(entries_of_nets({"settings": {"seed": 0}, "nets": {"resnet-8": {}}})).say_kind({"f": plt.figure()})
+    assert paper["f"].texts == []

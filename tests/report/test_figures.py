@@ -285,3 +285,18 @@ def test_table6_says_when_its_runs_come_from_differing_environments(tmp_path):
         "Environments: These runs come from 2 environments: 3 runs locked (uv.lock 70c527928946ea12); 1 run "
         "torch 2.15.0 (lock 2.14.1) (uv.lock 70c527928946ea12): plain-20/seed=1."
     ) in text
+
+
+def test_a_variants_legends_titles_and_table_rows_say_the_variant(tmp_path):
+    """A pre-activation sweep: every legend entry, panel title and Table 6 row says `preact`, so a figure cut out of
+    its page is never taken for the paper's nets."""
+    sweep_dir = write_sweep(tmp_path / "grid", depths=(20,), seeds=(0,))
+    for arch in ("plain", "resnet"):
+        run = RunDir(sweep_dir / f"{arch}-20/seed=0")
+        run.write_summary({**run.read_summary(), "variant": "preact"})
+    sweep = load_sweep(sweep_dir)
+    for ax, arch in zip(figures.figure6(sweep).axes, ("plain", "resnet")):
+        assert ax.get_title().endswith("(preact)")
+        assert [t.get_text() for t in ax.get_legend().get_texts()][0] == f"{figures.TITLES[arch]}-20 (preact)"
+    rows = [line for line in figures.table6_markdown(figures.table6(sweep), sweep).splitlines() if "-20" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| plain-20 (preact)", "| ResNet-20 (preact)"]

@@ -92,3 +92,15 @@ def test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged(tmp_
     shutil.rmtree(sweep_dir / "resnet-20")
     alone = load_sweep(sweep_dir)
     assert alone.variant == "preact" and [r.key for r in alone.runs] == ["resnet-20-preact/seed=0"]
+
+
+def test_a_sweep_of_two_families_is_refused_by_the_figures_not_averaged(tmp_path):
+    """The paper's 6n+2 ResNet-50 and the ImageNet-style ResNet-50 are both resnet-50: the family tells them apart."""
+    sweep_dir = write_sweep(tmp_path / "families", archs=("resnet",), depths=(50,), seeds=(0,))
+    shutil.copytree(sweep_dir / "resnet-50", sweep_dir / "imagenet-resnet-50")
+    other = RunDir(sweep_dir / "imagenet-resnet-50/seed=0")
+    other.write_summary({**other.read_summary(), "family": "imagenet"})
+    with pytest.raises(UserError, match="holds nets of several variants \\(the paper's, imagenet\\)"):
+        load_sweep(sweep_dir)
+    shutil.rmtree(sweep_dir / "resnet-50")
+    assert load_sweep(sweep_dir).variant == "imagenet"

@@ -34,7 +34,7 @@ NETS_SOURCE = "nets at init"  # what an output folder of --nets holds (a sweep's
 
 
 def net_names(text: str) -> list[str]:
-    """--nets: the paper's nets by name, checked before anything runs."""
+    """--nets: nets named as run directories name them (any family and variant), checked before anything runs."""
     try:
         return [of_name(name).name for name in text.split(",")]
     except UserError as error:
@@ -54,7 +54,10 @@ def parser() -> OneLineParser:
     where.add_argument("--sweep", type=existing_folder, help="a sweep folder (default: the latest under --runs)")
     at_init = ", ".join(a.name for a in ANALYSES.values() if not a.needs_trained)
     where.add_argument(
-        "--nets", type=net_names, help=f"nets at init without a run, e.g. plain-20,resnet-1202 ({at_init})"
+        "--nets",
+        type=net_names,
+        help=f"nets at init without a run, named as run directories (plain-20,resnet-110-preact,imagenet-resnet-50; "
+        f"{at_init})",
     )
     p.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
     p.add_argument("--seeds", type=comma_list(int, "seeds"), help="only the runs of these seeds (default: all)")
@@ -162,7 +165,7 @@ def write_json(path: Path, record: dict) -> None:
 
 def drawn(analysis: Analysis, drawing: Drawing, out: Path) -> list[Path]:
     """The analysis's figures, saved as PNG and PDF; a figure its record does not name is a mistake in the record."""
-    figures = analysis.draw(drawing)
+    figures = drawing.say_kind(analysis.draw(drawing))
     unnamed = set(figures) - set(analysis.figures)
     if unnamed:
         raise ValueError(f"{analysis.name} drew {sorted(unnamed)}, which its record does not name")

@@ -26,7 +26,7 @@ from degradation.data.cifar10 import (
     normalize,
 )
 from degradation.errors import UserError
-from degradation.nets.registry import FAMILIES, build_net, cifar_depth, net_args
+from degradation.nets.registry import FAMILIES, build_net, net_args
 from degradation.runs.checkpoints import checkpoint_step, saved_network
 from degradation.runs.rundir import NAMED_MODEL_KEYS, PAPER_FAMILY, RunDir, run_name, variant
 
@@ -67,24 +67,42 @@ def of_run(run_dir: RunDir) -> Subject:
 
 
 def of_name(name: str, seed: int = 0) -> Subject:
-    """`plain-56`, `resnet-1202`: the paper's CIFAR nets (option A shortcuts), without a run; with a variant as run
-    directories name it (`resnet-110-preact`, `resnet-56-norm-none-fixup`), that intervention."""
-    arch, _, rest = name.partition("-")
-    depth, _, suffix = rest.partition("-")
-    if arch not in ("plain", "resnet") or not depth.isdigit() or not cifar_depth(int(depth)):
-        raise UserError(
-            f"expected nets like plain-56 or resnet-1202 (the paper's: plain or resnet, depth 6n+2), got {name!r}"
-        )
-    paper = model_preset("resnet")  # conf/model/resnet.yaml: the paper's values of every key
-    model = {**paper, "arch": arch, "residual": arch == "resnet", "depth": int(depth), **named_keys(suffix)}
-    FAMILIES[PAPER_FAMILY].check(model)
+    """A network named as its run directory would be, without a run: `plain-56`, `resnet-1202` (the paper's CIFAR
+    nets, option A shortcuts), with a variant (`resnet-110-preact`, `resnet-56-norm-none-fixup`), or of another
+    family (`imagenet-resnet-50`): the family's own config (conf/model/<family>.yaml) with the named keys."""
+    family, arch, depth, suffix = parts_of_name(name)
+    model = {**family_preset(family), "arch": arch, "residual": arch == "resnet", "depth": depth}
+    model.update(named_keys(suffix, family))
+    FAMILIES[family].check(model)
     return Subject(name, model, seed)
 
 
-def named_keys(suffix: str) -> dict:
+def parts_of_name(name: str) -> tuple[str, str, int, str]:
+    """(family, arch, depth, variant) of `imagenet-resnet-50`, `resnet-110-preact`."""
+    family, _, rest = name.partition("-")
+    if family not in FAMILIES or family == PAPER_FAMILY:
+        family, rest = PAPER_FAMILY, name
+    arch, _, rest = rest.partition("-")
+    depth, _, suffix = rest.partition("-")
+    depth_rule = next(spec.metadata for spec in fields(FAMILIES[family].schema) if spec.name == "depth")
+    if arch not in ("plain", "resnet") or not depth.isdigit() or not depth_rule["check"](int(depth)):
+        prefix = "" if family == PAPER_FAMILY else f"{family}-"
+        raise UserError(
+            f"expected nets like plain-56, resnet-1202 or imagenet-resnet-50 ({prefix}plain or {prefix}resnet, then "
+            f"a depth {depth_rule['expected']}), got {name!r}"
+        )
+    return family, arch, int(depth), suffix
+
+
+def family_preset(family: str) -> dict:
+    """Every key's default for a family: conf/model/resnet.yaml for the paper's nets, conf/model/<family>.yaml."""
+    return model_preset("resnet" if family == PAPER_FAMILY else family)
+
+
+def named_keys(suffix: str, family: str = PAPER_FAMILY) -> dict:
     """The model keys a run name's variant stands for (rundir.NAMED_MODEL_KEYS read backwards), checked by turning
     them into a name again."""
-    rules = {spec.name: spec.metadata["check"] for spec in fields(FAMILIES[PAPER_FAMILY].schema) if spec.metadata}
+    rules = {spec.name: spec.metadata["check"] for spec in fields(FAMILIES[family].schema) if spec.metadata}
     model, rest = {}, suffix
     while rest:
         key, value, rest = next_named_key(rest, rules, model)
@@ -99,13 +117,15 @@ def next_named_key(rest: str, rules: dict, taken: dict) -> tuple[str, object, st
     token, _, after = rest.partition("-")
     for key, (_, label) in NAMED_MODEL_KEYS.items():
         prefix = label.split("{")[0]
+        if key not in rules:  # not a key of this family
+            continue
         if prefix.endswith("-") and token == prefix[:-1] and after:  # norm-none
             value, _, remainder = after.partition("-")
             return key, value, remainder
         if prefix and not prefix.endswith("-") and token.startswith(prefix):  # droppath0.5
             return key, yaml.safe_load(token.removeprefix(prefix)), after
     for key, (_, label) in NAMED_MODEL_KEYS.items():
-        if label == "{}" and key not in taken and rules[key](token):  # preact, fixup, delta_orthogonal
+        if label == "{}" and key in rules and key not in taken and rules[key](token):  # preact, fixup, delta_orthogonal
             return key, token, after
     raise UserError(f"{token!r} in {rest!r} names no intervention (docs/beyond-the-paper.md lists them)")
 

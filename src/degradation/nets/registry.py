@@ -28,22 +28,31 @@ def cifar_depth(depth) -> bool:
 
 
 @dataclass
-class CifarModel:
-    """The paper's CIFAR nets (section 4.2): depth 6n+2, option A or B shortcuts."""
+class NetworkKeys:
+    """The model.* keys every family has; a family's schema extends it (docs/add-a-network.md)."""
 
-    family: str = rule(
-        lambda family: family == "cifar",
-        "cifar in this model config (other families: model=imagenet, model=resnet18 ...)",
-    )
-    arch: str = MISSING
-    residual: bool = MISSING
+    family: str = MISSING  # each family holds it to its own name
+    arch: str = MISSING  # plain or resnet, from model.residual: names run directories and figure panels
+    residual: bool = MISSING  # false: the plain twin, the same layers without shortcuts
+    depth: int = MISSING  # each family says which depths it builds
+    init_mode: str = rule(*one_of(*INIT_MODES))
+    residual_scale: float = rule(*non_negative)  # a in y = x + a*F(x)
+
+
+def family_rule(name: str, others: str):
+    return rule(lambda family: family == name, f"{name} in this model config ({others})")
+
+
+@dataclass
+class CifarModel(NetworkKeys):
+    """The paper's CIFAR nets (section 4.2): depth 6n+2, option A or B shortcuts, and the interventions."""
+
+    family: str = family_rule("cifar", "other families: model=imagenet, model=resnet18 ...")
     depth: int = rule(
         cifar_depth,
         "6n+2 with n >= 1 (e.g. 8, 14, 20, 32, 44, 56, 110, 1202), 9n+2 with model.block=preact_bottleneck (164, 1001)",
     )
     shortcut: str = rule(*one_of(*SHORTCUTS))
-    init_mode: str = rule(*one_of(*INIT_MODES))
-    residual_scale: float = rule(*non_negative)
     block: str = rule(*one_of(*BLOCK_KINDS))
     norm: str = rule(*one_of(*NORMS))
     branch_init: str = rule(*one_of(*BRANCH_INITS))
@@ -53,20 +62,13 @@ class CifarModel:
 
 
 @dataclass
-class ImagenetModel:
+class ImagenetModel(NetworkKeys):
     """ResNet-18/34/50/101/152 adapted to CIFAR; projection shortcuts where the shape changes."""
 
-    family: str = rule(
-        lambda family: family == "imagenet",
-        "imagenet in this model config (the paper's nets: model=resnet, model=plain)",
-    )
-    arch: str = MISSING
-    residual: bool = MISSING
+    family: str = family_rule("imagenet", "the paper's nets: model=resnet, model=plain")
     depth: int = rule(
         lambda depth: is_int(depth) and depth in BLOCKS, f"one of {', '.join(map(str, BLOCKS))} for family imagenet"
     )
-    init_mode: str = rule(*one_of(*INIT_MODES))
-    residual_scale: float = rule(*non_negative)
     stride_in: str = rule(*one_of(*STRIDE_IN))
 
 

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from degradation.errors import UserError
 from degradation.report.figures import TITLES, below_axes, color
 from degradation.runs.results import one_variant
-from degradation.runs.rundir import RunDir
+from degradation.runs.rundir import PAPER_FAMILY, RunDir, net_kind
 
 ARCH_STYLE = {"plain": dict(linestyle="--"), "resnet": dict(linestyle="-")}
 BN_TITLES = {"train": "BN in train mode (line = one batch)", "eval": "BN in eval mode (running statistics)"}
@@ -29,6 +29,7 @@ class Entry:
     seed: int
     record: dict
     settings: dict = field(default_factory=dict)  # what it was computed with (shattering's points, say)
+    kind: str = ""  # its family (other than the paper's) and variant: `preact`, `imagenet`; '' for the paper's
 
 
 def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
@@ -36,20 +37,31 @@ def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
     for run in runs:
         summary, record = run.read_summary() or {}, run.read_analysis(analysis)
         if record is not None and summary.get("arch") in ARCH_STYLE:
-            found.append(Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {})))
-            variants.add(summary.get("variant", ""))
+            kind = net_kind(summary.get("family", PAPER_FAMILY), summary.get("variant", ""))
+            found.append(
+                Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {}), kind)
+            )
+            variants.add(kind)
     one_variant("the sweep", variants)
     return found
 
 
 def entries_of_nets(record: dict) -> list[Entry]:
-    """The nets of an <analysis>-init.json (plain-56, resnet-110-preact: arch, depth, variant)."""
-    names = [name.split("-", 2) for name in record["nets"]]
-    one_variant("the at-init record", {name[2] if len(name) > 2 else "" for name in names})
+    """The nets of an <analysis>-init.json, named as run directories (plain-56, resnet-110-preact,
+    imagenet-resnet-50: family, arch, depth, variant); one kind of net at a time, as in a sweep."""
+    names = [parts_of_net(name) for name in record["nets"]]
+    one_variant("the at-init record", {kind for *_, kind in names})
     return [
-        Entry(arch, int(depth), record["settings"].get("seed", 0), result, record["settings"])
-        for (arch, depth, *_), result in zip(names, record["nets"].values())
+        Entry(arch, depth, record["settings"].get("seed", 0), result, record["settings"], kind)
+        for (arch, depth, kind), result in zip(names, record["nets"].values())
     ]
+
+
+def parts_of_net(name: str) -> tuple[str, int, str]:
+    """(arch, depth, kind) of a net's name; its kind is its family (other than the paper's) and variant."""
+    words = name.split("-")
+    family = [words.pop(0)] if words[0] not in ARCH_STYLE else []
+    return words[0], int(words[1]), "-".join(family + words[2:])
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,14 @@ class Drawing:
     @property
     def suffix(self) -> str:
         return "" if self.runs is not None else "_at_init"
+
+    def say_kind(self, figures: dict) -> dict:
+        """Every figure of nets other than the paper's says which in its corner (`preact nets`, `imagenet nets`),
+        so that a figure taken out of its folder is not read as the paper's nets."""
+        kind = next((entry.kind for entry in self.entries if entry.kind), "")
+        for figure in figures.values() if kind else []:
+            figure.text(0.005, 0.995, f"{kind} nets", ha="left", va="top", fontsize=8, color="0.3")
+        return figures
 
 
 def gradients_figures(drawing: Drawing) -> dict:

@@ -46,6 +46,11 @@ TEST_STYLE = dict(linestyle="-", linewidth=2.0)  # bold = test error
 TITLES = {"plain": "plain", "resnet": "ResNet"}
 
 
+def net_name(arch: str, depth: int, sweep: Sweep) -> str:
+    """A net in legends and Table 6: `ResNet-20`, or with the sweep's family and variant `ResNet-20 (preact)`."""
+    return f"{TITLES[arch]}-{depth}" + (f" ({sweep.variant})" if sweep.variant else "")
+
+
 FEW_POINTS = 12  # test curves with at most this many points are drawn with markers
 NO_RESPONSES = (
     "no run of this sweep has responses.json (Figure 7's data): runs write it when training ends; "
@@ -183,7 +188,7 @@ def figure6(sweep: Sweep, ylim="paper"):
             if lowest is not None:
                 off_axis.append(f"{TITLES[arch]}-{depth}: test error > {axis[1]:g}% (lowest {lowest:.1f}%), not shown")
             # in the legend by its test curve, or by its training curve if only that shows
-            name = f"{TITLES[arch]}-{depth}"
+            name = net_name(arch, depth, sweep)
             draw_curve(ax, runs, "train_err", TRAIN_STYLE, name if lowest is not None else None, axis, unit)
             draw_curve(ax, runs, "test_err", TEST_STYLE, None if lowest is not None else name, axis, unit)
         ax.set_title(
@@ -256,7 +261,7 @@ def figure7(sweep: Sweep):
             linewidth=1.2,
             marker=".",
             markersize=3,
-            label=f"{TITLES[arch]}-{depth}",
+            label=net_name(arch, depth, sweep),
             gid=f"{arch}-{depth}",
         )
         top.plot(layers, stds, **style)
@@ -339,7 +344,7 @@ def table6_markdown(rows: list[dict], sweep: Sweep) -> str:
             if r["test_err_std"] is not None
             else number(r["test_err_mean"])
         )
-        name = f"{TITLES[r['arch']]}-{r['depth']}" + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
+        name = net_name(r["arch"], r["depth"], sweep) + (f" ({r['diverged']} diverged)" if r["diverged"] else "")
         params = f"{r['params'] / 1e6:.2f}M" if r["params"] else "–"
         lines.append(
             f"| {name} | {params} | {r['seeds']} | {spread} | {number(r['test_err_best'])} | "

@@ -22,6 +22,7 @@ from degradation.runs.rundir import (
     RunDir,
     find_runs,
     last_written,
+    net_kind,
     run_subdir,
     variant,
 )
@@ -66,6 +67,10 @@ class Run:
         return self.summary.get("variant", "")
 
     @property
+    def kind(self) -> str:
+        return net_kind(self.family, self.variant)
+
+    @property
     def key(self) -> str:
         return run_subdir(self.family, self.arch, self.depth, self.seed, self.variant)
 
@@ -92,7 +97,7 @@ class Sweep:
     name: str
     runs: list[Run]
     missing: list[str]  # expected by the sweep's grid, not finished (absent, running, failed)
-    variant: str = ""  # what all its nets are besides the paper's (rundir.variant: `preact`); '' for the paper's
+    variant: str = ""  # the kind all its nets are (Run.kind: `preact`, `imagenet`); '' for the paper's
 
     def select(self, arch: str, depth: int | None = None) -> list[Run]:
         return [r for r in self.runs if r.arch == arch and (depth is None or r.depth == depth)]
@@ -209,7 +214,7 @@ def assemble(name: str, runs: list[Run], expected: list[str]) -> Sweep:
     missing = sorted((set(expected) | {r.key for r in runs}) - present)
     finished.sort(key=lambda r: (ARCHS.index(r.arch) if r.arch in ARCHS else len(ARCHS), r.depth, r.seed))
     return Sweep(
-        name=name, runs=finished, missing=missing, variant=one_variant(f"sweep {name}", {r.variant for r in finished})
+        name=name, runs=finished, missing=missing, variant=one_variant(f"sweep {name}", {r.kind for r in finished})
     )
 
 

@@ -78,6 +78,13 @@ def run_name(family: str, arch: str, depth: int, variant: str = "") -> str:
     return name if family == PAPER_FAMILY else f"{family}-{name}"
 
 
+def net_kind(family: str, variant: str = "") -> str:
+    """What a net is besides its arch and depth: its family (other than the paper's) and variant, as its run
+    directory's name says them (`preact`, `imagenet`, `imagenet-fan_out`); '' for the paper's nets. Figures draw
+    one kind at a time."""
+    return "-".join(part for part in (family if family != PAPER_FAMILY else "", variant) if part)
+
+
 def run_subdir(family: str, arch: str, depth: int, seed: int, variant: str = "") -> str:
     """Where a run lives inside its sweep folder (Hydra's run and sweep dirs are built from this)."""
     return f"{run_name(family, arch, depth, variant)}/seed={seed}"
