@@ -21,3 +21,11 @@ def model_preset(name: str) -> dict:
         if isinstance(base, str) and (CONFIG_DIR / "model" / f"{base}.yaml").is_file():  # not _self_ or a schema
             merged.update(model_preset(base))
     return {**merged, **own}
+
+
+def intervention_keys(name: str) -> dict:
+    """The model keys of conf/intervention/<name>.yaml: a net of the interventions study, named as its run."""
+    path = CONFIG_DIR / "intervention" / f"{name}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no intervention {name} in {path.parent}")
+    return yaml.safe_load(path.read_text()) or {}

@@ -1713,8 +1713,8 @@ MUTATIONS = [
         "--nets resnet-110-preact builds the paper's original net (issue 37)",
         "src/degradation/analysis/subjects.py",
         "of_name",
-        '"depth": int(depth), **named_keys(suffix)}',
-        '"depth": int(depth)}',
+        "model.update(named_keys(suffix, family))",
+        "model.update({})",
         "tests/analysis/test_every_network.py::test_analyses_at_init_name_a_variant_as_its_run_directory_does[resnet-110-preact-keys0]",
     ),
     Mutation(
@@ -1868,6 +1868,23 @@ MUTATIONS = [
         "if family not in FAMILIES or family == PAPER_FAMILY:",
         "if True:",
         "tests/analysis/test_every_network.py::test_analyses_at_init_name_a_variant_as_its_run_directory_does[imagenet-resnet-50-keys7]",
+    ),
+    # --- the interventions study (experiments/interventions/, issue 38) -----------------------------------
+    Mutation(
+        "the interventions study's sweep expects the paper's grid, not its interventions (issue 38)",
+        "src/degradation/runs/results.py",
+        "expected_runs",
+        'if "intervention" in grid:',
+        "if False:",
+        "tests/runs/test_results.py::test_the_interventions_study_expects_every_intervention_for_every_seed",
+    ),
+    Mutation(
+        "an intervention file trains another net than its name says (issue 38)",
+        "conf/intervention/plain-56-dirac.yaml",
+        None,
+        "conv: dirac",
+        "conv: standard",
+        "tests/test_train.py::test_each_net_of_the_interventions_study_lands_in_the_folder_its_file_is_named_after",
     ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(

@@ -254,3 +254,13 @@ def test_a_run_frees_its_network_when_it_returns(tmp_path, fake_cifar_root, monk
         assert len(built) == 1 and built[0]() is None
     finally:
         gc.enable()
+
+
+def test_each_net_of_the_interventions_study_lands_in_the_folder_its_file_is_named_after():
+    """conf/intervention/<name>.yaml is the net whose run directory is <name>: the study's files and folders agree."""
+    from degradation.conf import CONFIG_DIR
+
+    names = sorted(path.stem for path in (CONFIG_DIR / "intervention").glob("*.yaml"))
+    assert len(names) == 12
+    for name in names:
+        assert run_and_sweep_dirs(f"intervention={name}")[0] == f"runs/default/{name}/seed=0"

@@ -104,3 +104,18 @@ def test_a_sweep_of_two_families_is_refused_by_the_figures_not_averaged(tmp_path
         load_sweep(sweep_dir)
     shutil.rmtree(sweep_dir / "resnet-50")
     assert load_sweep(sweep_dir).variant == "imagenet"
+
+
+def test_the_interventions_study_expects_every_intervention_for_every_seed(tmp_path):
+    """make sweep-interventions: its grid is the intervention files by name, times the seeds."""
+    from degradation.conf import CONFIG_DIR
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        cfg = compose(config_name="train", overrides=["experiment=sweep_interventions"], return_hydra_config=True)
+    params = OmegaConf.to_container(cfg.hydra.sweeper.params)
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": params}, "overrides": {}}}))
+    names = params["intervention"].split(",")
+    assert len(names) == 12 and "plain-56-crelu" in names and "resnet-56-norm-none-fixup" in names
+    assert expected_runs(tmp_path) == [f"{name}/seed={seed}" for seed in (0, 1) for name in names]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from degradation.conf import model_preset
+from degradation.conf import intervention_keys, model_preset
 from degradation.errors import UserError
 from degradation.runs.rundir import (
     DIVERGED,
@@ -179,10 +179,17 @@ def expected_runs(sweep_dir: Path) -> list[str]:
     grid = {key: str(value) for key, value in (hydra.get("sweeper", {}).get("params") or {}).items()}
     for override in hydra.get("overrides", {}).get("task", []):
         key, _, value = override.partition("=")
-        if key in ("model", "seed") or key.startswith("model."):
+        if key in ("model", "seed", "intervention") or key.startswith("model."):
             grid[key] = value
     values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
     other_keys = [key for key in grid if key.startswith("model.") and key not in ("model.depth", "model.residual")]
+    if "intervention" in grid:  # each net's keys from its file, named as its run (experiment=sweep_interventions)
+        nets = [{**model_preset("resnet"), **intervention_keys(name)} for name in values("intervention")]
+        return [
+            run_subdir(net["family"], "resnet" if net["residual"] else "plain", net["depth"], int(seed), variant(net))
+            for seed in values("seed", "0")
+            for net in nets
+        ]
     runs = []
     for model in values("model", "resnet"):
         preset = model_preset(model)  # conf/model/<model>.yaml: its family, depth and arch
