@@ -1886,6 +1886,38 @@ MUTATIONS = [
         "conv: standard",
         "tests/test_train.py::test_each_net_of_the_interventions_study_lands_in_the_folder_its_file_is_named_after",
     ),
+    Mutation(
+        "the Jacobian's rows are one logit's gradient ten times, not each logit's (issue 38)",
+        "src/degradation/analysis/signal.py",
+        "jacobian_singular_values",
+        "logits[:, k].sum()",
+        "logits[:, 0].sum()",
+        "tests/analysis/test_signal.py::test_a_linear_net_of_orthogonal_maps_has_ten_equal_singular_values_and_one_of_scaled_rows_has_their_scales",
+    ),
+    Mutation(
+        "BN is not fixed at the batch's statistics: eval mode runs on init's running statistics (issue 38)",
+        "src/degradation/analysis/signal.py",
+        "fix_batch_statistics",
+        "norm.running_var.copy_(inputs.var((0, 2, 3), unbiased=False))",
+        "pass",
+        "tests/analysis/test_signal.py::test_with_bn_fixed_at_the_batchs_statistics_eval_mode_gives_train_modes_logits",
+    ),
+    Mutation(
+        "the squared channel mean is the mean square (issue 38)",
+        "src/degradation/analysis/signal.py",
+        "channel_statistics",
+        "x.mean(1).square().mean().item()",
+        "x.square().mean().item()",
+        "tests/analysis/test_signal.py::test_after_each_bn_in_train_mode_a_blocks_output_has_channel_means_0_and_variances_1",
+    ),
+    Mutation(
+        "the branch variance is read from the block's output, not its branch (issue 38)",
+        "src/degradation/analysis/signal.py",
+        "block_statistics",
+        "hooks.append(block.branch_end.register_forward_hook(save))",
+        "hooks.append(block.register_forward_hook(save))",
+        "tests/analysis/test_signal.py::test_a_bn_resnets_branch_variance_is_that_of_the_bn_that_ends_its_branch",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -9,9 +9,10 @@ Adding an analysis: its compute function (`measure(subject, job) -> dict`, analy
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from degradation.analysis import gradients, landscape, lesion, shattering
+from degradation.analysis import gradients, landscape, lesion, shattering, signal
 from degradation.errors import UserError, at_least_one, comma_list, positive
 from degradation.report import analysis_figures as figures
+from degradation.report.signal_figures import signal_figures
 from degradation.runs.rundir import ANALYSIS_FILE
 
 INIT_FILE = "{analysis}-init.json"  # what --nets computes (no run directory holds it), in the --out folder
@@ -115,6 +116,15 @@ ANALYSES: dict[str, Analysis] = {
                 Option("--points", "grid points per axis over [-1, 1]", default=landscape.POINTS, note="Li et al. 51"),
                 IMAGES_FOR_LANDSCAPE,
             ),
+        ),
+        Analysis(
+            "signal",
+            "signal propagation at init: per-block statistics (Brock et al. 2021), the input-output Jacobian's SVD",
+            signal.DEFINITION,
+            signal.measure,
+            lambda options: {"batch": signal.BATCH, "jacobian_images": signal.JACOBIAN_IMAGES},
+            signal_figures,
+            ("signal", "signal_jacobian", "signal_at_init", "signal_jacobian_at_init"),
         ),
     )
 }
