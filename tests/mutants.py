@@ -1918,6 +1918,22 @@ MUTATIONS = [
         "hooks.append(block.register_forward_hook(save))",
         "tests/analysis/test_signal.py::test_a_bn_resnets_branch_variance_is_that_of_the_bn_that_ends_its_branch",
     ),
+    Mutation(
+        "the study's gaps are taken the wrong way round (issue 38)",
+        "src/degradation/report/study.py",
+        "gap",
+        "means[name] - means[reference]",
+        "means[reference] - means[name]",
+        "tests/report/test_study.py::test_the_table_gives_every_nets_final_errors_and_its_gaps_to_plain_20_and_resnet_56",
+    ),
+    Mutation(
+        "the study's figure draws every net in one colour (issue 38)",
+        "src/degradation/report/study.py",
+        "figure",
+        "palette = plt.cm.tab10(np.arange(len(mine)) % 10)",
+        "palette = plt.cm.tab10(np.zeros(len(mine), dtype=int))",
+        "tests/report/test_study.py::test_each_archs_figure_draws_every_net_in_a_colour_of_its_own",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

@@ -12,6 +12,7 @@ LAYERS = [
         "figures",
         "responses",
         "analyze",
+        "study",
     },  # the commands' short names (python -m degradation.figures ...)
     {"cli", "bench"},  # the command lines: training (and sweeps), the benchmark
     {"sweeps"},
