@@ -1934,6 +1934,22 @@ MUTATIONS = [
         "palette = plt.cm.tab10(np.zeros(len(mine), dtype=int))",
         "tests/report/test_study.py::test_each_archs_figure_draws_every_net_in_a_colour_of_its_own",
     ),
+    Mutation(
+        "the signal figures refuse the study's nets of several variants (issue 38)",
+        "src/degradation/analysis/registry.py",
+        None,
+        "kinds_apart=True,",
+        "kinds_apart=False,",
+        "tests/analysis/test_signal.py::test_the_signal_figures_draw_nets_of_several_kinds_side_by_side_each_labelled_by_its_kind",
+    ),
+    Mutation(
+        "a figure of several kinds of nets names one of them in its corner (issue 38)",
+        "src/degradation/report/analysis_figures.py",
+        "Drawing.say_kind",
+        'kind = kinds.pop() if len(kinds) == 1 else ""',
+        "kind = max(kinds)",
+        "tests/analysis/test_signal.py::test_the_signal_figures_draw_nets_of_several_kinds_side_by_side_each_labelled_by_its_kind",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

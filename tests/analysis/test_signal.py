@@ -95,3 +95,31 @@ def test_with_bn_fixed_at_the_batchs_statistics_eval_mode_gives_train_modes_logi
         assert not net.training
         assert torch.allclose(net(images), train_logits, atol=1e-4)
         assert torch.allclose(net(images[:3]), train_logits[:3], atol=1e-4)  # no image depends on the others
+
+
+def test_the_signal_figures_draw_nets_of_several_kinds_side_by_side_each_labelled_by_its_kind():
+    """The interventions study draws its variants together: no refusal, a line per net and kind, and where the
+    Jacobian is 0 (Fixup's zero logits) the legend says so instead of a ratio."""
+    from degradation.analysis.registry import ANALYSES
+    from degradation.report.analysis_figures import Drawing, entries_of_nets
+    from degradation.report.signal_figures import signal_figures
+
+    blocks = {"squared_mean": [0.1, 0.1], "variance": [0.5, 0.5], "branch_variance": [None, None]}
+    values = [[3.0, 1.0] + [0.5] * 8] * 2
+    record = {
+        "settings": {"seed": 0, "batch": 128},
+        "nets": {
+            "plain-8": {"blocks": blocks, "jacobian_singular_values": values},
+            "plain-8-dirac": {"blocks": blocks, "jacobian_singular_values": values},
+            "resnet-8-norm-none-fixup": {"blocks": blocks, "jacobian_singular_values": [[0.0] * 10] * 2},
+        },
+    }
+    drawing = Drawing(entries_of_nets(record, ANALYSES["signal"].kinds_apart))
+    figures = drawing.say_kind(signal_figures(drawing))
+    legend = [text.get_text() for text in figures["signal_jacobian_at_init"].axes[0].get_legend().get_texts()]
+    assert legend == [
+        "plain-8 (largest / smallest 6)",
+        "plain-8 dirac (largest / smallest 6)",
+        "ResNet-8 norm-none-fixup (Jacobian 0: the logits are 0 at init)",
+    ]
+    assert not any("nets" == text.get_text().split()[-1] for f in figures.values() for text in f.texts)  # no corner

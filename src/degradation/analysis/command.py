@@ -189,7 +189,8 @@ def over_nets(analyses: list[Analysis], options, device) -> list[Path]:
         record = (
             recorded_nets(analysis, out) if options.redraw else analyse_nets(analysis, subjects, options, device, out)
         )
-        written += drawn(analysis, Drawing(entries_of_nets(record), extras=record.get("extras", {})), out)
+        entries = entries_of_nets(record, analysis.kinds_apart)
+        written += drawn(analysis, Drawing(entries, extras=record.get("extras", {})), out)
     return written
 
 
@@ -206,7 +207,7 @@ def over_sweep(analyses: list[Analysis], options, device) -> list[Path]:
     for analysis in analyses:
         if not options.redraw:
             analyse_runs(analysis, runs, options, device)
-        written += drawn(analysis, Drawing(entries_of_runs(runs, analysis.name), runs), out)
+        written += drawn(analysis, Drawing(entries_of_runs(runs, analysis.name, analysis.kinds_apart), runs), out)
     return written
 
 

@@ -41,6 +41,7 @@ class Analysis:
     needs_trained: bool = False  # refused for --nets (nets at init)
     options: tuple[Option, ...] = ()
     at_init_extras: Callable | None = None  # (settings) -> what --nets' record holds besides the nets
+    kinds_apart: bool = False  # its figures give every kind of net (preact, imagenet) a line of its own
 
     @property
     def run_file(self) -> str:
@@ -125,6 +126,7 @@ ANALYSES: dict[str, Analysis] = {
             lambda options: {"batch": signal.BATCH, "jacobian_images": signal.JACOBIAN_IMAGES},
             signal_figures,
             ("signal", "signal_jacobian", "signal_at_init", "signal_jacobian_at_init"),
+            kinds_apart=True,  # the interventions study draws its nets of every variant together
         ),
     )
 }

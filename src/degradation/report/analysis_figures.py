@@ -32,7 +32,8 @@ class Entry:
     kind: str = ""  # its family (other than the paper's) and variant: `preact`, `imagenet`; '' for the paper's
 
 
-def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
+def entries_of_runs(runs: list[RunDir], analysis: str, kinds_apart: bool = False) -> list[Entry]:
+    """The runs' records of an analysis; one kind of net at a time unless its figures tell kinds apart."""
     found, variants = [], set()
     for run in runs:
         summary, record = run.read_summary() or {}, run.read_analysis(analysis)
@@ -42,15 +43,18 @@ def entries_of_runs(runs: list[RunDir], analysis: str) -> list[Entry]:
                 Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {}), kind)
             )
             variants.add(kind)
-    one_variant("the sweep", variants)
+    if not kinds_apart:
+        one_variant("the sweep", variants)
     return found
 
 
-def entries_of_nets(record: dict) -> list[Entry]:
+def entries_of_nets(record: dict, kinds_apart: bool = False) -> list[Entry]:
     """The nets of an <analysis>-init.json, named as run directories (plain-56, resnet-110-preact,
-    imagenet-resnet-50: family, arch, depth, variant); one kind of net at a time, as in a sweep."""
+    imagenet-resnet-50: family, arch, depth, variant); one kind of net at a time, as in a sweep, unless the
+    analysis's figures tell kinds apart."""
     names = [parts_of_net(name) for name in record["nets"]]
-    one_variant("the at-init record", {kind for *_, kind in names})
+    if not kinds_apart:
+        one_variant("the at-init record", {kind for *_, kind in names})
     return [
         Entry(arch, depth, record["settings"].get("seed", 0), result, record["settings"], kind)
         for (arch, depth, kind), result in zip(names, record["nets"].values())
@@ -78,9 +82,10 @@ class Drawing:
         return "" if self.runs is not None else "_at_init"
 
     def say_kind(self, figures: dict) -> dict:
-        """Every figure of nets other than the paper's says which in its corner (`preact nets`, `imagenet nets`),
-        so that a figure taken out of its folder is not read as the paper's nets."""
-        kind = next((entry.kind for entry in self.entries if entry.kind), "")
+        """Every figure of nets of one kind other than the paper's says which in its corner (`preact nets`,
+        `imagenet nets`), so that a figure taken out of its folder is not read as the paper's nets."""
+        kinds = {entry.kind for entry in self.entries}
+        kind = kinds.pop() if len(kinds) == 1 else ""  # several kinds: each line's label says its own
         for figure in figures.values() if kind else []:
             figure.text(0.005, 0.995, f"{kind} nets", ha="left", va="top", fontsize=8, color="0.3")
         return figures
@@ -129,14 +134,9 @@ def net_label(arch: str, depth: int) -> str:
 
 
 def style(arch: str, depth: int, **extra) -> dict:
-    return dict(
-        color=color(depth),
-        label=net_label(arch, depth),
-        gid=f"{arch}-{depth}",
-        linewidth=1.4,
-        **ARCH_STYLE[arch],
-        **extra,
-    )
+    """A net's line: a colour per depth, dashed plain nets; `extra` adds to it or replaces any of it."""
+    base = {"color": color(depth), "label": net_label(arch, depth), "gid": f"{arch}-{depth}", "linewidth": 1.4}
+    return {**base, **ARCH_STYLE[arch], **extra}
 
 
 def arch_key() -> list[Line2D]:

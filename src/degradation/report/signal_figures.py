@@ -6,8 +6,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from degradation.report.analysis_figures import Drawing, Entry, by_net, legend, style
-from degradation.report.figures import color
+from degradation.report.analysis_figures import Drawing, Entry, net_label, style
 
 PANELS = (
     ("squared_mean", "average channel squared mean"),
@@ -19,11 +18,25 @@ PANELS = (
 def signal_figures(drawing: Drawing) -> dict:
     if not drawing.entries:
         return {}
-    lowest_seed = [group[0] for group in by_net(drawing.entries).values()]
+    lowest_seed = {}
+    for entry in sorted(drawing.entries, key=lambda e: (e.depth, e.arch, e.kind, e.seed)):
+        lowest_seed.setdefault((entry.arch, entry.depth, entry.kind), entry)
+    lowest_seed = list(lowest_seed.values())
     return {
         f"signal{drawing.suffix}": propagation(lowest_seed),
         f"signal_jacobian{drawing.suffix}": jacobian_spectra(lowest_seed),
     }
+
+
+def line_style(entry: Entry, entries: list[Entry]) -> dict:
+    """The analyses' style (a colour per depth, dashed plain) where the nets are of one kind; where several kinds
+    are drawn together (the interventions study), a colour per net and its kind in the label."""
+    kinds = sorted({e.kind for e in entries})
+    if len(kinds) == 1:
+        return style(entry.arch, entry.depth)
+    index = entries.index(entry)
+    label = net_label(entry.arch, entry.depth) + (f" {entry.kind}" if entry.kind else "")
+    return style(entry.arch, entry.depth, color=plt.cm.tab20(index % 20), label=label, gid=f"{label}")
 
 
 def propagation(entries: list[Entry]):
@@ -37,7 +50,7 @@ def propagation(entries: list[Entry]):
                 if value is not None and value > 0 and math.isfinite(value)
             ]
             if points:
-                ax.plot(*zip(*points), **style(entry.arch, entry.depth))
+                ax.plot(*zip(*points), **line_style(entry, entries))
         ax.set_yscale("log")
         at_least_a_decade(ax)
         ax.set_xlabel("block (input to output)")
@@ -62,16 +75,15 @@ def jacobian_spectra(entries: list[Entry]):
         values = np.array(entry.record["jacobian_singular_values"])  # [images, 10], largest first
         ranks = np.arange(1, values.shape[1] + 1)
         median = np.median(values, axis=0)
-        spread = np.median(values[:, 0] / values[:, -1])
-        label = f"{style(entry.arch, entry.depth)['label']} (largest / smallest {spread:.3g})"
-        ax.plot(ranks, median, marker=".", **{**style(entry.arch, entry.depth), "label": label})
-        ax.fill_between(ranks, values.min(0), values.max(0), color=color(entry.depth), alpha=0.12, linewidth=0)
+        drawn = line_style(entry, entries)
+        ax.plot(ranks, median, marker=".", **{**drawn, "label": f"{drawn['label']} ({spread_said(values)})"})
+        ax.fill_between(ranks, values.min(0), values.max(0), color=drawn["color"], alpha=0.12, linewidth=0)
     ax.set_yscale("log")
     ax.set_xticks(range(1, 11))
     ax.set_xlabel("rank of the singular value")
     ax.set_ylabel("singular value of d logits / d image")
     ax.grid(alpha=0.3)
-    legend(ax, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside: the lines span the height
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside: the lines span the height
     count = len(entries[0].record["jacobian_singular_values"])
     ax.set_title(
         f"Input-output Jacobian at init: median over {count} images (band: min to max);\n"
@@ -89,6 +101,16 @@ def at_least_a_decade(ax) -> None:
     if high / low < 10:
         middle = math.sqrt(low * high)
         ax.set_ylim(middle / math.sqrt(10), middle * math.sqrt(10))
+
+
+def spread_said(values: np.ndarray) -> str:
+    """The median over images of largest / smallest singular value; a zero Jacobian (Fixup's zero logits) and a
+    rank-deficient one said as such, since neither has a ratio."""
+    if not values.any():
+        return "Jacobian 0: the logits are 0 at init"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.median(values[:, 0] / values[:, -1])
+    return f"largest / smallest {ratio:.3g}" if np.isfinite(ratio) else "largest / smallest: ∞, rank < 10"
 
 
 def images(entries: list[Entry]) -> int:
