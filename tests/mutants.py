@@ -631,7 +631,7 @@ MUTATIONS = [
     Mutation(
         "model.init_mode=bogus ends in a traceback",
         "src/degradation/nets/registry.py",
-        "CifarModel",
+        "NetworkKeys",
         "rule(*one_of(*INIT_MODES))",
         "MISSING",
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[unknown init mode]",
@@ -1021,8 +1021,8 @@ MUTATIONS = [
         "a deleted residual block drops its shortcut too (issue 25)",
         "src/degradation/nets/contract.py",
         "ShortcutOnly.forward",
-        "self.after(self.shortcut(x))",
-        "self.after(torch.zeros_like(self.shortcut(x)))",
+        "self.after(self.shortcut(self.before(x)))",
+        "self.after(torch.zeros_like(self.shortcut(self.before(x))))",
         "tests/analysis/test_lesion.py::test_deleting_a_block_whose_residual_branch_is_zero_changes_nothing",
     ),
     Mutation(
