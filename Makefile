@@ -90,7 +90,7 @@ sweep-quick: $(INSTALLED) ## CPU-sized grid that shows the degradation in about 
 sweep-cpu: $(INSTALLED) ## the degradation on a CPU: {plain,resnet} x {20,56}, seeds 0,1, 1000 iterations at lr 0.1, fast CPU path
 	$(PYTHON) -m degradation.train experiment=sweep_cpu $(SWEEP_ARGS)
 
-sweep-interventions: $(INSTALLED) ## the interventions study: 8 interventions beside plain/ResNet-20/56, 2 seeds, the CPU budget (experiments/interventions/)
+sweep-interventions: $(INSTALLED) ## the interventions study: 8 interventions beside plain/ResNet-20/56, 2 seeds, the CPU budget (python -m degradation.study draws it)
 	$(PYTHON) -m degradation.train experiment=sweep_interventions $(SWEEP_ARGS)
 
 figures: $(INSTALLED) ## Fig. 6, Fig. 1, Fig. 7 and Table 6 of the latest sweep (or SWEEP=runs/<name>) into figures/<name>/

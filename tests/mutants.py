@@ -1950,6 +1950,38 @@ MUTATIONS = [
         "kind = max(kinds)",
         "tests/analysis/test_signal.py::test_the_signal_figures_draw_nets_of_several_kinds_side_by_side_each_labelled_by_its_kind",
     ),
+    Mutation(
+        "the study averages a diverged seed's last rows as a trained net's error (issue 38)",
+        "src/degradation/report/study.py",
+        "rows",
+        "[r for r in runs if r.status != DIVERGED]",
+        "list(runs)",
+        "tests/report/test_study.py::test_a_diverged_seed_is_counted_and_left_out_of_the_means",
+    ),
+    Mutation(
+        "the signal analysis draws stochastic depth's branches at random in its statistics pass (issue 38)",
+        "src/degradation/analysis/signal.py",
+        "train_mode_pass",
+        "net.eval()",
+        "net.train()",
+        "tests/analysis/test_signal.py::test_stochastic_depth_is_its_expectation_in_both_passes_so_fixed_bn_still_gives_the_same_logits",
+    ),
+    Mutation(
+        "delta-orthogonal is accepted on pre-activation bottlenecks and fails in the builder (issue 37)",
+        "src/degradation/nets/registry.py",
+        "check_cifar",
+        'if model.get("init_mode") == "delta_orthogonal" and model.get("block") == "preact_bottleneck":',
+        "if False:",
+        "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[delta-orthogonal on pre-activation bottlenecks]",
+    ),
+    Mutation(
+        "a run trained before the interventions existed cannot be rebuilt at init (KeyError) (issue 37)",
+        "src/degradation/nets/registry.py",
+        "net_args",
+        "if key in model}",
+        "}",
+        "tests/nets/test_contract.py::test_a_run_trained_before_the_interventions_existed_rebuilds_the_papers_net",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

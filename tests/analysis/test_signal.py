@@ -97,6 +97,21 @@ def test_with_bn_fixed_at_the_batchs_statistics_eval_mode_gives_train_modes_logi
         assert torch.allclose(net(images[:3]), train_logits[:3], atol=1e-4)  # no image depends on the others
 
 
+def test_stochastic_depth_is_its_expectation_in_both_passes_so_fixed_bn_still_gives_the_same_logits():
+    """A drop-path net: the statistics pass and the Jacobian's pass both scale each branch by its survival
+    probability (no random draw), so the statistics repeat and BN fixed on the first pass fits the second."""
+    torch.manual_seed(0)
+    net, images = build_net(family="cifar", depth=14, residual=True, drop_path=0.5), torch.randn(16, 3, 32, 32)
+    first, second = block_statistics(net, images), block_statistics(net, images)
+    assert first == second
+    seen = []
+    net.blocks[-1].register_forward_hook(lambda m, i, out: seen.append(out))
+    fix_batch_statistics(net, images)
+    with torch.no_grad():
+        net(images)
+    assert torch.allclose(seen[1], seen[0], atol=1e-5)  # the fixed pass equals the statistics pass
+
+
 def test_the_signal_figures_draw_nets_of_several_kinds_side_by_side_each_labelled_by_its_kind():
     """The interventions study draws its variants together: no refusal, a line per net and kind, and where the
     Jacobian is 0 (Fixup's zero logits) the legend says so instead of a ratio."""

@@ -9,7 +9,7 @@ from degradation.analysis.lesion import without_blocks
 from degradation.nets.cifar import count_parameters
 from degradation.nets.contract import missing, zero_branch
 from degradation.nets.parts import dropped_path
-from degradation.nets.registry import FAMILIES, build_net
+from degradation.nets.registry import FAMILIES, build_net, net_args
 
 CASES = {
     **{
@@ -304,3 +304,14 @@ def test_a_delta_orthogonal_conv_is_an_orthogonal_centre_tap_and_zeros_elsewhere
         others = weight.clone()
         others[:, :, height // 2, width // 2] = 0
         assert torch.count_nonzero(others) == 0
+
+
+def test_a_run_trained_before_the_interventions_existed_rebuilds_the_papers_net():
+    """An older summary.json's model config lacks block, norm, activation, conv ...: its net at init (the analyses
+    rebuild it with the run's seed) is the paper's, weight for weight, not a KeyError."""
+    older = {"family": "cifar", "arch": "resnet", "residual": True, "depth": 8, "shortcut": "A", "init_mode": "fan_in"}
+    torch.manual_seed(0)
+    rebuilt = build_net(**net_args(older, 10)).state_dict()
+    torch.manual_seed(0)
+    paper = build_net(family="cifar", depth=8, residual=True).state_dict()
+    assert rebuilt.keys() == paper.keys() and all(torch.equal(rebuilt[key], paper[key]) for key in paper)

@@ -56,6 +56,11 @@ BAD_INPUTS = [
         ["model.block=preact_bottleneck", "model.depth=32"],
         "model.depth must be 9n+2 with n >= 1 for block preact_bottleneck (e.g. 11, 20, 29, 164, 1001), got 32",
     ),
+    (
+        "delta-orthogonal on pre-activation bottlenecks",
+        ["model.block=preact_bottleneck", "model.depth=164", "model.init_mode=delta_orthogonal"],
+        "a bottleneck's first 1x1 conv reduces its channels to a quarter",
+    ),
     ("unknown activation", ["model=plain", "model.activation=tanh"], "model.activation must be one of relu, crelu"),
     ("unknown conv", ["model.conv=dilated"], "model.conv must be one of standard, dirac, got 'dilated'"),
     ("crelu on a residual net", ["model.activation=crelu"], "model.activation=crelu needs model.residual=false"),

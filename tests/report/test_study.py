@@ -74,3 +74,13 @@ def test_each_archs_figure_draws_every_net_in_a_colour_of_its_own(study_sweep, t
 def test_a_folder_without_finished_runs_is_one_error_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert "has no finished runs" in main_refuses(study.main, ["--sweep", str(tmp_path / "empty")], capsys)
+
+
+def test_a_diverged_seed_is_counted_and_left_out_of_the_means(study_sweep):
+    run = RunDir(study_sweep / "plain-56-dirac/seed=1")
+    run.write_summary({**run.read_summary(), "status": "diverged"})
+    table = {row["net"]: row for row in study.rows(study.nets_of(study_sweep))}
+    row = table["plain-56-dirac"]
+    assert (row["seeds"], row["diverged"]) == (2, 1)
+    assert row["train_err"] == pytest.approx(known_error("plain", 56, 0, 4000, True)) and row["train_spread"] == 0
+    assert "| plain-56-dirac | 2 (1 diverged) |" in study.markdown(list(table.values()), "interventions")

@@ -5,7 +5,8 @@ direction of the input.
   unnormalized ResNets": their signal propagation plots): of the block's output, the average over channels of
   each channel's squared mean and of each channel's variance; of a residual block, the variance of its branch
   (the output of its last layer, `block.branch_end`, before any scale, gate or drop). Train-mode BN, one batch:
-  as the first training step sees the net.
+  as the first training step sees the net, except that stochastic depth is its expectation (each branch scaled by
+  its survival probability), not one random draw.
 - The singular values of each image's input-output Jacobian, ∂logits/∂image (10 × 3072), all ten, exactly
   (ten backward passes, then an SVD in float64). All equal is a net that passes every direction of its input on
   alike (dynamical isometry, Pennington et al. 2017); a wide spread is one that does not. An image's Jacobian is
@@ -69,8 +70,13 @@ def fix_batch_statistics(net: nn.Module, images: torch.Tensor) -> None:
 
 
 def train_mode_pass(net: nn.Module, images: torch.Tensor, hooks: list) -> None:
-    """One forward pass in train mode for what the hooks record; the hooks are removed after it."""
-    net.train()
+    """One forward pass with BN in train mode for what the hooks record; the hooks are removed after it. Everything
+    else runs as in evaluation: stochastic depth scales each branch by its survival probability instead of dropping
+    branches at random, so the statistics are the expected net's and the fixed BN then fits the Jacobian's pass."""
+    net.eval()
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.train()
     try:
         net(images)
     finally:

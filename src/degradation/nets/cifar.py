@@ -207,8 +207,10 @@ def stage_widths(block: str) -> tuple[int, ...]:
 def stages(depth: int, block: str, options: BlockOptions) -> list[nn.Module]:
     """Three stages of n blocks; each stage after the first halves the map with its first block's stride.
 
-    A pre-activation net's blocks share their first BN and ReLU with the shortcut where He et al. 2016's code does:
-    the net's first block (two 3x3 convs), each stage's first block (bottlenecks, where the channels grow)."""
+    A pre-activation net's blocks share their first BN and ReLU with the shortcut: bottlenecks at each stage's first
+    block, where the channels grow, as KaimingHe/resnet-1k-layers; two-conv blocks at the net's first block only,
+    as this harness has built them since model.block=preact existed (fb.resnet.torch's preresnet.lua shares them at
+    each stage's first block: a deviation, kept so that earlier preact runs keep their network)."""
     n, bottleneck = blocks_per_stage(depth, block), block == "preact_bottleneck"
     blocks, in_channels = [], STAGE_WIDTHS[0]
     for stage, width in enumerate(stage_widths(block)):
@@ -269,8 +271,8 @@ def fixup_init(net: nn.Module) -> None:
 
 def looks_linear_(net: nn.Module) -> None:
     """Looks-linear init (Balduzzi et al. 2017): every weight that takes a CReLU's output is mirrored, [W, -W], so
-    W·relu(x) - W·relu(-x) = W·x and the net is linear at init. W keeps the init's draw: He's variance over the
-    doubled fan-in is the variance that keeps a linear layer's signal."""
+    W·relu(x) - W·relu(-x) = W·x and the net is linear at init. W keeps the init's draw: with fan_in, He's
+    variance over the doubled fan-in, the variance that keeps a linear layer's signal (fan_out draws twice it)."""
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)) and module is not net.conv:

@@ -12,7 +12,9 @@ NORMS = ("bn", "none")  # none: no normalisation anywhere (the residual nets tha
 BRANCH_INITS = ("none", "rezero", "skipinit", "fixup")  # residual branches that start at 0 (docs/protocol.md)
 ACTIVATIONS = ("relu", "crelu")  # crelu: [relu(x), relu(-x)], twice the channels (looks-linear, Balduzzi et al. 2017)
 CONVS = ("standard", "dirac")  # dirac: DiracNets' parametrisation of every conv in the blocks
-DIRAC_SCALE, DIRAC_WEIGHT_SCALE = 5.0, 1e-3  # a and b at init, as szagoruyko/diracnets' diracnet.py
+# a and b at init as the first version of szagoruyko/diracnets (diracnet.py, where they are one scalar per conv; here
+# one per output channel, the paper's diag(a), diag(b)); its current version starts at 1 and 0.1
+DIRAC_SCALE, DIRAC_WEIGHT_SCALE = 5.0, 1e-3
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,9 @@ def conv3x3(in_channels: int, out_channels: int, stride: int = 1, kind: str = "s
 
 
 def identity_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """The kernel with which a conv passes its input on (δ), channel c to channel c; where the counts differ, as
-    szagoruyko/diracnets: the identity repeated, so more outputs copy inputs and more inputs are summed."""
+    """The kernel with which a conv passes its input on (δ), channel c to channel c; where the counts differ, as the
+    first version of szagoruyko/diracnets: the identity repeated, so more outputs copy inputs and more inputs are
+    summed (its current version leaves the extra outputs at 0)."""
     out_channels, in_channels, *size = weight.shape
     shared = min(in_channels, out_channels)
     delta = nn.init.dirac_(torch.empty(shared, shared, *size))

@@ -93,6 +93,11 @@ def check_cifar(model: dict) -> None:
         raise UserError(
             "model.drop_path needs model.residual=true: a dropped plain block has no shortcut to carry its input"
         )
+    if model.get("init_mode") == "delta_orthogonal" and model.get("block") == "preact_bottleneck":
+        raise UserError(
+            "model.init_mode=delta_orthogonal needs convs with at least as many output as input channels: "
+            "a bottleneck's first 1x1 conv reduces its channels to a quarter (use model.block=original or preact)"
+        )
     if model.get("branch_init") == "fixup" and model.get("block", "original") != "original":
         raise UserError("model.branch_init=fixup needs model.block=original: Fixup rescales post-activation blocks")
     check_looks_linear_and_dirac(model)
@@ -149,8 +154,11 @@ def family_of(model: dict) -> Family:
 
 
 def net_args(model: dict, num_classes: int) -> dict:
-    """What a run's network is made of: its family, num_classes and the family's keys (checkpoints keep this)."""
-    return {"num_classes": num_classes, **{key: model[key] for key in ["family", *family_of(model).build_keys()]}}
+    """What a run's network is made of: its family, num_classes and the family's keys (checkpoints keep this). A key
+    an older run's config lacks (it was trained before the key existed) is left to the builder's default, which is
+    the paper's value, as the run had it."""
+    keys = {key: model[key] for key in family_of(model).build_keys() if key in model}
+    return {"num_classes": num_classes, "family": model.get("family", "cifar"), **keys}
 
 
 def build_net(family: str = "cifar", num_classes: int = 10, **keys) -> nn.Module:

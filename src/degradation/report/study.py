@@ -15,7 +15,7 @@ import numpy as np
 from degradation.errors import OneLineParser, UserError, exit_with
 from degradation.report.figures import TEST_STYLE, TRAIN_STYLE, existing_folder, save, seed_band
 from degradation.runs.results import Run, read_run
-from degradation.runs.rundir import FINISHED, find_runs, run_name
+from degradation.runs.rundir import DIVERGED, FINISHED, find_runs, run_name
 
 REFERENCES = ("plain-20", "resnet-56")  # every net's gap is taken to these two
 TITLES = {"plain": "plain nets: what lets plain-56 train", "resnet": "ResNets: other blocks and inits"}
@@ -38,21 +38,24 @@ def final(runs: list[Run], curve: str) -> list[float]:
 
 
 def rows(nets: dict[str, list[Run]]) -> list[dict]:
-    """Per net: seeds, final training and test error (mean and half the range over seeds), gaps to the references'
-    mean final errors (None where a reference is missing)."""
-    means = {name: np.mean(final(runs, "train_err")) for name, runs in nets.items()}
-    tests = {name: np.mean(final(runs, "test_err")) for name, runs in nets.items()}
+    """Per net: seeds, how many of them diverged (their last rows are a diverging net's, not a trained one's: left
+    out of the means), final training and test error of the others (mean and half the range over seeds), gaps to
+    the references' mean final errors (None where a reference is missing or every seed diverged)."""
+    trained = {name: [r for r in runs if r.status != DIVERGED] for name, runs in nets.items()}
+    means = {name: mean(final(runs, "train_err")) for name, runs in trained.items()}
+    tests = {name: mean(final(runs, "test_err")) for name, runs in trained.items()}
     table = []
     for name, runs in nets.items():
-        train, test = final(runs, "train_err"), final(runs, "test_err")
+        train, test = final(trained[name], "train_err"), final(trained[name], "test_err")
         table.append(
             {
                 "net": name,
                 "seeds": len(runs),
-                "train_err": float(np.mean(train)),
-                "train_spread": float(np.ptp(train) / 2),
-                "test_err": float(np.mean(test)),
-                "test_spread": float(np.ptp(test) / 2),
+                "diverged": len(runs) - len(trained[name]),
+                "train_err": mean(train),
+                "train_spread": float(np.ptp(train) / 2) if train else None,
+                "test_err": mean(test),
+                "test_spread": float(np.ptp(test) / 2) if test else None,
                 **{f"train_gap_to_{ref}": gap(means, name, ref) for ref in REFERENCES},
                 **{f"test_gap_to_{ref}": gap(tests, name, ref) for ref in REFERENCES},
             }
@@ -60,8 +63,14 @@ def rows(nets: dict[str, list[Run]]) -> list[dict]:
     return table
 
 
+def mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 def gap(means: dict, name: str, reference: str) -> float | None:
-    return float(means[name] - means[reference]) if reference in means else None
+    if means.get(name) is None or means.get(reference) is None:
+        return None
+    return float(means[name] - means[reference])
 
 
 def test_subset(nets: dict[str, list[Run]]) -> str:
@@ -72,20 +81,23 @@ def test_subset(nets: dict[str, list[Run]]) -> str:
 
 def markdown(table: list[dict], sweep: str, subset: str = "") -> str:
     signed = lambda value: "–" if value is None else f"{value:+.2f}"  # noqa: E731
+    spread = lambda value, half: "–" if value is None else f"{value:.2f} ± {half:.2f}"  # noqa: E731
     lines = [
         f"# The interventions study — sweep `{sweep}`",
         "",
         "Final errors in %, mean ± half the range over seeds; gaps in points to the mean final error of plain-20 and",
         f"of ResNet-56 of the same sweep (positive: worse). Test errors {subset or 'on the 10,000 test images'}.",
+        "A diverged seed is counted beside the seeds and left out of the means: its last rows are a diverging net's.",
         "",
         "| net | seeds | train err | test err | train gap to plain-20 | train gap to ResNet-56 "
         "| test gap to ResNet-56 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in table:
+        seeds = f"{row['seeds']}" + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
         lines.append(
-            f"| {row['net']} | {row['seeds']} | {row['train_err']:.2f} ± {row['train_spread']:.2f} | "
-            f"{row['test_err']:.2f} ± {row['test_spread']:.2f} | {signed(row['train_gap_to_plain-20'])} | "
+            f"| {row['net']} | {seeds} | {spread(row['train_err'], row['train_spread'])} | "
+            f"{spread(row['test_err'], row['test_spread'])} | {signed(row['train_gap_to_plain-20'])} | "
             f"{signed(row['train_gap_to_resnet-56'])} | {signed(row['test_gap_to_resnet-56'])} |"
         )
     return "\n".join(lines) + "\n"
