@@ -181,6 +181,34 @@ def test_a_sweep_without_runs_and_missing_data_are_one_error_line(tmp_path, monk
     )
 
 
+def test_a_sweep_of_several_kinds_is_refused_before_anything_is_computed_and_only_picks_nets(
+    tiny_sweep, tmp_path, monkeypatch, capsys
+):
+    """The interventions study's sweep holds variants: an analysis drawing one kind at a time refuses it at once
+    (not after hours of computing), and --only picks the nets to analyse, the lesion study's figure drawing
+    ResNet-8 and its variant side by side."""
+    mixed = tmp_path / "runs/mixed"
+    shutil.copytree(tiny_sweep / "runs/tiny", mixed)
+    shutil.copytree(mixed / "resnet-8", mixed / "resnet-8-preact")
+    variant = RunDir(mixed / "resnet-8-preact/seed=0")
+    variant.summary_path.write_text(json.dumps({**variant.read_summary(), "variant": "preact"}))
+    runs = [RunDir(path) for path in sorted(mixed.glob("*/seed=0"))]
+    for run in runs:
+        for name in ANALYSES:
+            run.analysis_path(name).unlink(missing_ok=True)
+    monkeypatch.chdir(tmp_path)
+    said = main_refuses(main, ["all", "--sweep", "runs/mixed", *SMALL], capsys)
+    assert "gradients, shattering, landscape: the figures draw one kind of net at a time" in said
+    assert "the paper's, preact" in said and "--only" in said
+    assert not any(run.analysis_path(name).exists() for run in runs for name in ANALYSES)
+    main(["lesion", "--sweep", "runs/mixed", "--only", "resnet-8,resnet-8-preact", *SMALL])
+    assert [run.analysis_path("lesion").is_file() for run in runs] == [False, True, True]  # plain-8 left out
+    capsys.readouterr()
+    assert "no runs in runs/mixed of nets resnet-14" in main_refuses(
+        main, ["lesion", "--sweep", "runs/mixed", "--only", "resnet-14"], capsys
+    )
+
+
 # --- one record per analysis: a new analysis is its record, its compute function and its figure -----------
 
 

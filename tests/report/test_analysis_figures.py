@@ -13,6 +13,7 @@ from degradation.report.analysis_figures import (  # noqa: E402
     Entry,
     entries_of_nets,
     landscape_surfaces,
+    lesion_figure,
     shattering_curves,
 )
 
@@ -88,3 +89,19 @@ def test_figures_of_nets_other_than_the_papers_say_which_in_their_corner():
     assert [text.get_text() for text in said.texts] == ["imagenet nets"]
     paper = Drawing(entries_of_nets({"settings": {"seed": 0}, "nets": {"resnet-8": {}}})).say_kind({"f": plt.figure()})
     assert paper["f"].texts == []
+
+
+def lesioned(intact: float, single: list[float]) -> dict:
+    return {"intact": intact, "single": single, "downsampling": [False] * len(single), "random": {"1": single}}
+
+
+def test_the_lesion_figure_draws_variants_of_one_net_as_lines_of_their_own():
+    """The interventions study's lesion figure: ResNet-56 and its stochastic-depth variant are two nets, each its
+    own line labelled by its kind, not two seeds of one averaged together."""
+    entries = [
+        Entry("resnet", 56, 0, lesioned(10, [20, 30])),
+        Entry("resnet", 56, 0, lesioned(12, [14, 16]), kind="droppath0.5"),
+    ]
+    fig = lesion_figure(entries)
+    drawn = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines() if line.get_label()[0] != "_"}
+    assert drawn == {"ResNet-56": [20, 30], "ResNet-56 droppath0.5": [14, 16]}

@@ -27,7 +27,7 @@ from degradation.report.analysis_figures import Drawing, entries_of_nets, entrie
 from degradation.report.figures import claim_output, existing_folder, save
 from degradation.runs.provenance import pick_device
 from degradation.runs.results import latest_sweep
-from degradation.runs.rundir import RunDir, find_runs, write_atomically
+from degradation.runs.rundir import PAPER_FAMILY, RunDir, find_runs, net_kind, run_name, write_atomically
 
 ALL = "all"
 NETS_SOURCE = "nets at init"  # what an output folder of --nets holds (a sweep's figures folder is refused)
@@ -61,6 +61,11 @@ def parser() -> OneLineParser:
     )
     p.add_argument("--runs", default="runs", help="where sweeps live (default: runs)")
     p.add_argument("--seeds", type=comma_list(int, "seeds"), help="only the runs of these seeds (default: all)")
+    p.add_argument(
+        "--only",
+        type=net_names,
+        help="only the sweep's runs of these nets, named as run directories (resnet-56,resnet-56-preact; default: all)",
+    )
     p.add_argument("--out", help="figures folder (default: figures/<sweep name>; with --nets: figures/at-init)")
     p.add_argument("--data-root", help="CIFAR-10 root (default: each run's data.root; with --nets: data)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: a GPU if any")
@@ -194,13 +199,45 @@ def over_nets(analyses: list[Analysis], options, device) -> list[Path]:
     return written
 
 
+def chosen_runs(sweep: Path, seeds: list[int] | None, nets: list[str] | None) -> list[RunDir]:
+    """The sweep's runs, only those of these seeds and nets where given."""
+    runs = []
+    for run in find_runs(sweep):
+        summary = run.read_summary() or {}
+        if (seeds is None or summary.get("seed") in seeds) and (nets is None or name_of(summary) in nets):
+            runs.append(run)
+    if not runs:
+        only = " and ".join(
+            f"{what} {','.join(map(str, wanted))}" for what, wanted in (("nets", nets), ("seeds", seeds)) if wanted
+        )
+        raise UserError(f"no runs in {sweep}{' of ' + only if only else ''} (a run directory has a summary.json)")
+    return runs
+
+
+def name_of(summary: dict) -> str:
+    return run_name(
+        summary.get("family", PAPER_FAMILY), summary.get("arch"), summary.get("depth"), summary.get("variant", "")
+    )
+
+
+def one_kind_unless_apart(analyses: list[Analysis], runs: list[RunDir]) -> None:
+    """Refused before hours go into computing: an analysis whose figures draw one kind of net at a time, over runs
+    of several kinds (the interventions study's sweep)."""
+    one_kind = [analysis.name for analysis in analyses if not analysis.kinds_apart]
+    summaries = [run.read_summary() or {} for run in runs]
+    kinds = {net_kind(s.get("family", PAPER_FAMILY), s.get("variant", "")) for s in summaries}
+    if one_kind and len(kinds) > 1:
+        held = ", ".join(kind or "the paper's" for kind in sorted(kinds))
+        raise UserError(
+            f"{', '.join(one_kind)}: the figures draw one kind of net at a time, and these runs hold {held}; pick one "
+            "kind's runs with --only (e.g. --only plain-20,plain-56,resnet-20,resnet-56)"
+        )
+
+
 def over_sweep(analyses: list[Analysis], options, device) -> list[Path]:
     sweep = Path(options.sweep) if options.sweep else latest_sweep(options.runs)
-    seeds = options.seeds
-    runs = [run for run in find_runs(sweep) if seeds is None or (run.read_summary() or {}).get("seed") in seeds]
-    if not runs:
-        only = f" with seeds {','.join(map(str, seeds))}" if seeds else ""
-        raise UserError(f"no runs in {sweep}{only} (a run directory has a summary.json)")
+    runs = chosen_runs(sweep, options.seeds, options.only)
+    one_kind_unless_apart(analyses, runs)
     out = Path(options.out) if options.out else Path("figures") / sweep.name
     claim_output(out, os.path.relpath(sweep.resolve(), out.resolve()))
     written = []

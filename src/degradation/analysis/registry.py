@@ -89,6 +89,7 @@ ANALYSES: dict[str, Analysis] = {
             figures.lesion_figures,
             ("lesion",),
             needs_trained=True,
+            kinds_apart=True,  # the interventions study sets ResNet-56's variants side by side
             options=(
                 IMAGES_FOR_LESION,
                 Option("--draws", "random draws per k", default=lesion.DRAWS),

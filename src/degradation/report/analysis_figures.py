@@ -122,10 +122,11 @@ def landscape_figures(drawing: Drawing) -> dict:
     return {"landscape": contours, "landscape_1d": slices}
 
 
-def by_net(entries: list[Entry]) -> dict[tuple[str, int], list[Entry]]:
+def by_net(entries: list[Entry]) -> dict[tuple[str, int, str], list[Entry]]:
+    """Each net's entries (its seeds), keyed (arch, depth, kind), shallow first."""
     grouped = defaultdict(list)
-    for entry in sorted(entries, key=lambda e: (e.depth, e.arch, e.seed)):
-        grouped[(entry.arch, entry.depth)].append(entry)
+    for entry in sorted(entries, key=lambda e: (e.depth, e.arch, e.kind, e.seed)):
+        grouped[(entry.arch, entry.depth, entry.kind)].append(entry)
     return dict(grouped)
 
 
@@ -137,6 +138,16 @@ def style(arch: str, depth: int, **extra) -> dict:
     """A net's line: a colour per depth, dashed plain nets; `extra` adds to it or replaces any of it."""
     base = {"color": color(depth), "label": net_label(arch, depth), "gid": f"{arch}-{depth}", "linewidth": 1.4}
     return {**base, **ARCH_STYLE[arch], **extra}
+
+
+def line_style(entry: Entry, entries: list[Entry]) -> dict:
+    """The analyses' style (a colour per depth, dashed plain) where the nets drawn (`entries`, one per net) are of
+    one kind; where several kinds are drawn together (the interventions study), a colour per net and its kind in
+    the label."""
+    if len({e.kind for e in entries}) == 1:
+        return style(entry.arch, entry.depth)
+    label = net_label(entry.arch, entry.depth) + (f" {entry.kind}" if entry.kind else "")
+    return style(entry.arch, entry.depth, color=plt.cm.tab20(entries.index(entry) % 20), label=label, gid=label)
 
 
 def arch_key() -> list[Line2D]:
@@ -253,7 +264,7 @@ def init_gradients(entries: list[Entry]):
     the first/last ratio against depth."""
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(13, 3.6))
     ratios, overflow = defaultdict(list), []
-    for (arch, depth), group in by_net(entries).items():
+    for (arch, depth, _), group in by_net(entries).items():
         norms = np.mean([[row["grad_norm"] for row in entry.record["init"]] for entry in group], axis=0)
         ax = left if arch == "plain" else middle
         ax.plot(np.linspace(0, 1, len(norms)), norms, **style(arch, depth))
@@ -313,7 +324,7 @@ def shattering_curves(entries: list[Entry]):
     for column, state in enumerate(states):
         for row, bn in enumerate(("train", "eval")):
             ax = axes[row][column]
-            for (arch, depth), group in by_net(entries).items():
+            for (arch, depth, _), group in by_net(entries).items():
                 curve = mean_curve(group, state, bn)
                 if curve is not None:
                     ax.plot(np.arange(len(curve)), curve, **style(arch, depth))
@@ -340,7 +351,7 @@ def neighbour_correlation(entries: list[Entry], toy: dict | None = None):
             for arch in ("plain", "resnet"):
                 by_depth = sorted(
                     (depth, float(np.mean([e.record[state][bn]["neighbour_correlation"] for e in group])))
-                    for (a, depth), group in by_net(entries).items()
+                    for (a, depth, _), group in by_net(entries).items()
                     if a == arch and state in group[0].record
                 )
                 not_finite += [
@@ -410,14 +421,15 @@ def lesion_figure(entries: list[Entry]):
     """Left: test error with one block deleted, by block; right: against the number of random blocks deleted."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     all_ks: set[int] = set()
-    for (arch, depth), group in by_net(entries).items():
-        record = group[0].record
+    nets = by_net(entries)
+    firsts = [group[0] for group in nets.values()]
+    for group in nets.values():
+        record, drawn = group[0].record, line_style(group[0], firsts)
         single = np.array([[np.nan if e is None else e for e in entry.record["single"]] for entry in group]).mean(0)
         blocks = np.arange(1, len(single) + 1)
-        left.plot(blocks, single, marker=".", **style(arch, depth))
-        left.axhline(
-            np.mean([entry.record["intact"] for entry in group]), color=color(depth), linewidth=0.6, **ARCH_STYLE[arch]
-        )
+        left.plot(blocks, single, marker=".", **drawn)
+        intact = np.mean([entry.record["intact"] for entry in group])
+        left.axhline(intact, color=drawn["color"], linewidth=0.6, linestyle=drawn["linestyle"])
         down = np.flatnonzero(record["downsampling"])
         left.plot(
             blocks[down],
@@ -426,8 +438,8 @@ def lesion_figure(entries: list[Entry]):
             marker="o",
             markersize=7,
             markerfacecolor="none",
-            markeredgecolor=color(depth),
-            gid=f"{arch}-{depth}:downsampling",
+            markeredgecolor=drawn["color"],
+            gid=f"{drawn['gid']}:downsampling",
         )
         ks = [int(k) for k in record["random"]]
         all_ks.update(ks)
@@ -439,7 +451,7 @@ def lesion_figure(entries: list[Entry]):
             capsize=2,
             marker="o",
             markersize=3,
-            **style(arch, depth),
+            **drawn,
         )
     for ax in (left, right):
         ax.axhline(90, color="0.5", linewidth=0.8, linestyle=":")
@@ -472,7 +484,7 @@ def lesion_figure(entries: list[Entry]):
 def landscape_surfaces(entries: list[Entry]):
     """(contours: rows = depths, columns = plain / ResNet, each net's lowest seed with a complete grid; 1-D slices)."""
     complete = [entry for entry in entries if entry.record.get("complete")]
-    nets = {key: group[0] for key, group in by_net(complete).items()}
+    nets = {(arch, depth): group[0] for (arch, depth, _), group in by_net(complete).items()}
     depths = sorted({depth for _, depth in nets})
     fig, axes = plt.subplots(len(depths), 2, figsize=(9, 4.2 * len(depths)), squeeze=False)
     for row, depth in enumerate(depths):

@@ -6,7 +6,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from degradation.report.analysis_figures import Drawing, Entry, net_label, style
+from degradation.report.analysis_figures import Drawing, Entry, line_style
 
 PANELS = (
     ("squared_mean", "average channel squared mean"),
@@ -26,17 +26,6 @@ def signal_figures(drawing: Drawing) -> dict:
         f"signal{drawing.suffix}": propagation(lowest_seed),
         f"signal_jacobian{drawing.suffix}": jacobian_spectra(lowest_seed),
     }
-
-
-def line_style(entry: Entry, entries: list[Entry]) -> dict:
-    """The analyses' style (a colour per depth, dashed plain) where the nets are of one kind; where several kinds
-    are drawn together (the interventions study), a colour per net and its kind in the label."""
-    kinds = sorted({e.kind for e in entries})
-    if len(kinds) == 1:
-        return style(entry.arch, entry.depth)
-    index = entries.index(entry)
-    label = net_label(entry.arch, entry.depth) + (f" {entry.kind}" if entry.kind else "")
-    return style(entry.arch, entry.depth, color=plt.cm.tab20(index % 20), label=label, gid=f"{label}")
 
 
 def propagation(entries: list[Entry]):
