@@ -147,7 +147,13 @@ def line_style(entry: Entry, entries: list[Entry]) -> dict:
     if len({e.kind for e in entries}) == 1:
         return style(entry.arch, entry.depth)
     label = net_label(entry.arch, entry.depth) + (f" {entry.kind}" if entry.kind else "")
-    return style(entry.arch, entry.depth, color=plt.cm.tab20(entries.index(entry) % 20), label=label, gid=label)
+    return style(entry.arch, entry.depth, color=distinct_color(entries.index(entry)), label=label, gid=label)
+
+
+def distinct_color(index: int):
+    """tab20's ten strong hues first, then their light twins: ten nets never share a hue, and a light line is not
+    read as a variant of the strong one beside it."""
+    return plt.cm.tab20((2 * index) % 20 + (index // 10) % 2)
 
 
 def arch_key() -> list[Line2D]:
