@@ -98,6 +98,7 @@ class OptimConfig:
     warmup_steps: int = rule(*non_negative_int)
     warmup_lr: float = rule(*positive)
     warmup_shape: str = rule(*one_of("constant", "linear"))
+    fixup_scalar_lr: float = rule(*positive)
 
 
 @dataclass

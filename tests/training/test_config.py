@@ -8,7 +8,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from conftest import compose_config
 from degradation.errors import UserError, one_line
-from degradation.training.config import check_config, config_differences
+from degradation.training.config import check_config, config_differences, run_differences
 
 
 def test_defaults_are_the_papers_protocol():
@@ -196,3 +196,15 @@ def test_a_users_own_config_folder_adds_experiments_on_top_of_the_shipped_ones(t
     composed = yaml.safe_load(result.stdout)
     assert composed["name"] == "my_ablation" and composed["optim"]["lr"] == 0.05
     assert composed["optim"]["momentum"] == 0.9 and composed["model"]["depth"] == 20  # the rest: the shipped defaults
+
+
+def test_a_fixup_run_recorded_before_its_scalar_lr_is_another_run_other_nets_are_the_same():
+    """optim.fixup_scalar_lr came after runs were recorded: it changes nothing for a BN net, which resumes; a
+    Fixup run recorded without it trained its scalars at the lr itself and is not resumed at a tenth of it."""
+    as_dict = lambda cfg: OmegaConf.to_container(cfg, resolve=True)  # noqa: E731
+    before = lambda cfg: {**cfg, "optim": {k: v for k, v in cfg["optim"].items() if k != "fixup_scalar_lr"}}  # noqa: E731
+    paper, fixup = as_dict(compose_config()), as_dict(compose_config("model.branch_init=fixup", "model.norm=none"))
+    assert run_differences(before(paper), paper) == [] and run_differences(fixup, fixup) == []
+    assert run_differences(before(fixup), fixup) == [
+        "optim.fixup_scalar_lr: 1.0 (a Fixup run trained before the key) -> its value now"
+    ]

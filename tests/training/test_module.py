@@ -6,6 +6,7 @@ from degradation.training.build import build_module
 from degradation.training.config import warmup_steps
 from degradation.training.module import ClassifierModule, LrSchedule
 from degradation.training.step import Tally, TrainStep
+from degradation.training.whole_step import WholeStep
 
 STEPS = (0, 399, 400, 31_999, 32_000, 48_000)
 
@@ -156,3 +157,23 @@ def test_a_training_step_never_reads_a_tensor_back_to_the_host(tmp_path, fake_ci
     assert sorted(counter.per_step) == list(range(1, 13))
     row_steps = {row["step"] for row in run.read_metrics()}  # 4, 6, 8, 12: reading there is the point
     assert {step: names for step, names in counter.per_step.items() if names and step not in row_steps} == {}
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["eager-step", "whole-step"])
+def test_fixups_scalars_train_at_a_tenth_of_the_lr_as_in_zhang_et_als_code(whole):
+    """From the composed config: in a Fixup net every bias and multiplier (Fixup's scalars, the classifier's
+    bias) is updated at optim.fixup_scalar_lr times the lr, every weight at the lr; a BN net all at the lr."""
+    fixup_scalars = {"blocks.0.fixup.scale", "blocks.0.fixup.bias1a", "stem_bias", "head_bias", "fc.bias"}
+    for overrides, tenth in ((["model.branch_init=fixup", "model.norm=none"], fixup_scalars), ([], set())):
+        module = build_module(compose_config("model.depth=8", *overrides), ["test"])
+        optimizer = module.configure_optimizers()
+        if whole:
+            step = WholeStep(module.net, optimizer, module.speed, module.train_tally, batch_size=2)
+        else:
+            step = TrainStep(module.net, optimizer, module.speed, module.train_tally)
+        step.set_lr(0.2)
+        rate = {id(p): float(group["lr"]) for group in optimizer.param_groups for p in group["params"]}
+        used = {name: rate[id(p)] for name, p in module.net.named_parameters()}
+        assert {name for name, lr in used.items() if lr == pytest.approx(0.02)} >= tenth
+        slow = {name for name in used if tenth and ("bias" in name or "scale" in name)}
+        assert used == pytest.approx({name: 0.02 if name in slow else 0.2 for name in used})

@@ -62,6 +62,7 @@ ADDED_KEYS = {
     "model.activation": "relu",
     "model.conv": "standard",
     "optim.warmup_shape": "constant",
+    "optim.fixup_scalar_lr": 0.1,  # it changes Fixup nets only, and a Fixup run made before is refused (below)
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
 }
@@ -112,6 +113,19 @@ def warmup_steps(cfg: DictConfig) -> int:
     warmup = cfg.optim.warmup
     on = cfg.model.depth >= WARMUP_AUTO_MIN_DEPTH if warmup == "auto" else warmup
     return cfg.optim.warmup_steps if on else 0
+
+
+def run_differences(old: dict, new: dict) -> list[str]:
+    """What makes the config `new` another run than the one recorded with `old` (empty: the same run)."""
+    return fixup_before_its_scalar_lr(old) + config_differences(old, new)
+
+
+def fixup_before_its_scalar_lr(old: dict) -> list[str]:
+    """A Fixup run recorded before optim.fixup_scalar_lr trained its scalars at the lr itself (1, not the 0.1
+    ADDED_KEYS says for every other net, on which the key does nothing): the difference that refuses resuming it."""
+    if old.get("model", {}).get("branch_init") == "fixup" and "fixup_scalar_lr" not in old.get("optim", {}):
+        return ["optim.fixup_scalar_lr: 1.0 (a Fixup run trained before the key) -> its value now"]
+    return []
 
 
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:

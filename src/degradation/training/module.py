@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from degradation.nets.registry import build_net
 from degradation.training.speed import Speed, autocast
@@ -65,6 +66,18 @@ def counted_as_a_step(optimizer):
     optimizer._on_before_step()
     yield
     optimizer._on_after_step()
+
+
+def parameter_groups(net: nn.Module, fixup_scalar_lr: float) -> list[dict]:
+    """The optimizer's parameter groups, each with the factor its lr is of the schedule's (`lr_factor`): one group,
+    except in a Fixup net, whose biases and multipliers (Fixup's scalars, the classifier's bias) train at
+    fixup_scalar_lr times the lr, as Zhang et al.'s code trains every parameter named bias or scale."""
+    if getattr(net, "fixup", None) is not True:
+        return [{"params": list(net.parameters()), "lr_factor": 1.0}]
+    named = list(net.named_parameters())
+    scalar = [p for name, p in named if "bias" in name or "scale" in name]
+    other = [p for name, p in named if not ("bias" in name or "scale" in name)]
+    return [{"params": other, "lr_factor": 1.0}, {"params": scalar, "lr_factor": fixup_scalar_lr}]
 
 
 class ClassifierModule(pl.LightningModule):
@@ -163,7 +176,7 @@ class ClassifierModule(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         return self.speed.optimizer(
-            self.net.parameters(),
+            parameter_groups(self.net, optim.get("fixup_scalar_lr", 1.0)),  # older checkpoints lack the key
             lr=self.schedule.base_lr,
             momentum=optim["momentum"],
             weight_decay=optim["weight_decay"],

@@ -81,7 +81,7 @@ class TrainStep:
 
     def set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_factor", 1.0)
 
     def run(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Where a subclass chooses how the step's device work runs (whole_step: as a replayed graph)."""

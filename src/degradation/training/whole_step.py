@@ -79,9 +79,8 @@ class WholeStep(TrainStep):
                 "buffers without a graph",
                 self.device.type,
             )
-        self.lr = torch.zeros((), device=self.device)
         for group in optimizer.param_groups:  # however the optimizer was made (the bench's bare loop: unfused)
-            group.update(lr=self.lr, fused=True, foreach=False)
+            group.update(lr=torch.zeros((), device=self.device), fused=True, foreach=False)
         self.images = self.labels = self.loss = None  # the graph's input and output tensors
         self.graph: torch.cuda.CUDAGraph | None = None
         self.warm_up_steps = 0
@@ -94,7 +93,8 @@ class WholeStep(TrainStep):
         return self.graph is not None
 
     def set_lr(self, lr: float) -> None:
-        self.lr.fill_(lr)
+        for group in self.optimizer.param_groups:  # in place: the captured graph reads these tensors
+            group["lr"].fill_(lr * group.get("lr_factor", 1.0))
 
     def run(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if images.shape[0] != self.batch_size:
