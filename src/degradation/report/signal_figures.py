@@ -30,7 +30,7 @@ def signal_figures(drawing: Drawing) -> dict:
 
 def propagation(entries: list[Entry]):
     """One panel per statistic against the block (input to output), log scale, a line per net."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.9))
     for ax, (key, title) in zip(axes, PANELS):
         for entry in entries:
             points = [
@@ -45,9 +45,16 @@ def propagation(entries: list[Entry]):
         ax.set_xlabel("block (input to output)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[2].text(0.02, 0.02, "plain nets have no branch", transform=axes[2].transAxes, fontsize=7, color="0.4")
-    # every net, in the panel with room (branch variances are flat, 1 wherever BN ends a branch)
-    axes[2].legend(*axes[1].get_legend_handles_labels(), fontsize=7, loc="upper right")
+    axes[2].text(
+        0.02,
+        0.02,
+        "plain nets have no branch; a branch that is 0 at init (Fixup) has no point on a log axis",
+        transform=axes[2].transAxes,
+        fontsize=7,
+        color="0.4",
+    )
+    # every net, beside the panels: inside, a dozen of them (the interventions study) hide the lines at 1
+    axes[2].legend(*axes[1].get_legend_handles_labels(), fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(
         f"Signal propagation at init (Brock et al. 2021): block outputs over one batch of {images(entries)} "
         "training images, BN in train mode; seed " + seeds(entries),
