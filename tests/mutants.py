@@ -2046,6 +2046,14 @@ MUTATIONS = [
         "return config_differences(old, new)",
         "tests/training/test_config.py::test_a_fixup_run_recorded_before_its_scalar_lr_is_another_run_other_nets_are_the_same",
     ),
+    Mutation(
+        "make sweep-interventions plans another grid than the committed study (a net left out) (issue 38)",
+        "conf/experiment/sweep_interventions.yaml",
+        None,
+        "resnet-56-rezero,resnet-56-droppath0.5",
+        "resnet-56-rezero",
+        "tests/runs/test_results.py::test_the_interventions_study_expects_every_intervention_for_every_seed",
+    ),
     # --- the documentation ------------------------------------------------------------------------------
     Mutation(
         "a link of the README leads nowhere (a page renamed, the link not)",

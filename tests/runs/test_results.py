@@ -1,5 +1,6 @@
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import yaml
 from degradation.errors import UserError
 from degradation.report import figures
 from degradation.runs.results import STEP_KEY, expected_runs, load_sweep, load_wandb_sweep
-from degradation.runs.rundir import RunDir
+from degradation.runs.rundir import RunDir, find_runs
 from synthetic_sweep import STEPS, known_error, known_summary, write_run, write_sweep
 
 
@@ -119,3 +120,7 @@ def test_the_interventions_study_expects_every_intervention_for_every_seed(tmp_p
     names = params["intervention"].split(",")
     assert len(names) == 12 and "plain-56-crelu" in names and "resnet-56-norm-none-fixup" in names
     assert expected_runs(tmp_path) == [f"{name}/seed={seed}" for seed in (0, 1) for name in names]
+    committed = Path(__file__).resolve().parents[2] / "experiments/interventions/runs/interventions"
+    assert expected_runs(committed) == expected_runs(tmp_path)  # the committed study is this sweep's grid
+    held = sorted(f"{run.path.parent.name}/{run.path.name}" for run in find_runs(committed))
+    assert set(held) <= set(expected_runs(tmp_path)) and {name.split("/")[0] for name in held} == set(names)
