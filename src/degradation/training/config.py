@@ -48,8 +48,16 @@ RUNTIME_KEYS = (
     "trainer.record_gradients",
     "dry_run",
 )
+
+
+def fixup_scalar_lr_before_the_key(old: dict) -> float:
+    """Before optim.fixup_scalar_lr, a Fixup net trained its scalars at the lr itself; on other nets it does nothing."""
+    return 1.0 if old.get("model", {}).get("branch_init") == "fixup" else 0.1
+
+
 # Keys added after runs were first recorded (or dropped from a family they never applied to), with the
-# value every older run had: a run directory made before is still resumed or skipped by the same command.
+# value every older run had (or a function of the older run's whole config that gives it): a run directory
+# made before is still resumed or skipped by the same command.
 ADDED_KEYS = {
     "model.family": "cifar",
     "model.residual_scale": 1.0,
@@ -62,7 +70,7 @@ ADDED_KEYS = {
     "model.activation": "relu",
     "model.conv": "standard",
     "optim.warmup_shape": "constant",
-    "optim.fixup_scalar_lr": 0.1,  # it changes Fixup nets only, and a Fixup run made before is refused (below)
+    "optim.fixup_scalar_lr": fixup_scalar_lr_before_the_key,
     "data.test_size": None,
     **{f"speed.{key}": off for key, off in asdict(Speed()).items()},  # every switch was added off
 }
@@ -115,21 +123,19 @@ def warmup_steps(cfg: DictConfig) -> int:
     return cfg.optim.warmup_steps if on else 0
 
 
-def run_differences(old: dict, new: dict) -> list[str]:
-    """What makes the config `new` another run than the one recorded with `old` (empty: the same run)."""
-    return fixup_before_its_scalar_lr(old) + config_differences(old, new)
+def config_differences(old: dict, new: dict) -> list[str]:
+    """'key: old -> new' for every leaf that differs, runtime keys excepted: what makes the config `new` another
+    run than the one recorded with `old` (empty: the same run)."""
+    return leaf_differences(old, new, old_run=old, prefix="")
 
 
-def fixup_before_its_scalar_lr(old: dict) -> list[str]:
-    """A Fixup run recorded before optim.fixup_scalar_lr trained its scalars at the lr itself (1, not the 0.1
-    ADDED_KEYS says for every other net, on which the key does nothing): the difference that refuses resuming it."""
-    if old.get("model", {}).get("branch_init") == "fixup" and "fixup_scalar_lr" not in old.get("optim", {}):
-        return ["optim.fixup_scalar_lr: 1.0 (a Fixup run trained before the key) -> its value now"]
-    return []
+def value_before_added(path: str, old_run: dict):
+    """The value a run recorded before the key `path` existed had (ABSENT for a key that was always there)."""
+    before = ADDED_KEYS.get(path, ABSENT)
+    return before(old_run) if callable(before) else before
 
 
-def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """'key: old -> new' for every leaf that differs, runtime keys excepted."""
+def leaf_differences(old: dict, new: dict, old_run: dict, prefix: str) -> list[str]:
     changes = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"
@@ -137,10 +143,13 @@ def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
             continue
         before, after = old.get(key, ABSENT), new.get(key, ABSENT)
         if isinstance(after, dict) and (isinstance(before, dict) or before is ABSENT):
-            changes += config_differences({} if before is ABSENT else before, after, prefix=f"{path}.")
-        elif ABSENT in (before, after) and ADDED_KEYS.get(path, ABSENT) in (before, after):
+            changes += leaf_differences({} if before is ABSENT else before, after, old_run, prefix=f"{path}.")
             continue
-        elif before != after:
+        if before is ABSENT:
+            before = value_before_added(path, old_run)  # recorded before the key existed
+        elif after is ABSENT and before == value_before_added(path, old_run):
+            continue  # dropped from a family it never applied to
+        if before != after:
             show = lambda value: None if value is ABSENT else value  # noqa: E731
             changes.append(f"{path}: {show(before)!r} -> {show(after)!r}")
     return changes

@@ -27,7 +27,7 @@ from degradation.training.callbacks import (
     RecordGradients,
     RecordResponses,
 )
-from degradation.training.config import check_config, run_differences
+from degradation.training.config import check_config, config_differences
 from degradation.training.module import Diverged
 from degradation.training.summary import finish_summary, now, start_summary, wandb_run_id
 
@@ -96,7 +96,7 @@ def previous_summary(cfg: DictConfig, run_dir: RunDir) -> dict | None:
 
 def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
     """A run directory is resumed or skipped only by the config that made it."""
-    changed = run_differences(previous["config"], OmegaConf.to_container(cfg, resolve=True))
+    changed = config_differences(previous["config"], OmegaConf.to_container(cfg, resolve=True))
     if changed:
         raise UserError(
             f"{run_dir.path} holds a run with a different config ({'; '.join(changed[:3])}): "
