@@ -74,9 +74,9 @@ def parameter_groups(net: nn.Module, fixup_scalar_lr: float) -> list[dict]:
     fixup_scalar_lr times the lr, as Zhang et al.'s code trains every parameter named bias or scale."""
     if getattr(net, "fixup", None) is not True:
         return [{"params": list(net.parameters()), "lr_factor": 1.0}]
-    named = list(net.named_parameters())
-    scalar = [p for name, p in named if "bias" in name or "scale" in name]
-    other = [p for name, p in named if not ("bias" in name or "scale" in name)]
+    scalar, other = [], []
+    for name, parameter in net.named_parameters():
+        (scalar if "bias" in name or "scale" in name else other).append(parameter)
     return [{"params": other, "lr_factor": 1.0}, {"params": scalar, "lr_factor": fixup_scalar_lr}]
 
 
