@@ -2010,7 +2010,7 @@ MUTATIONS = [
         "--only analyses every run of the sweep (issue 38)",
         "src/degradation/analysis/command.py",
         "chosen_runs",
-        "(nets is None or name_of(summary) in nets)",
+        "(nets is None or name_in(summary) in nets)",
         "True",
         "tests/analysis/test_analyze.py::test_a_sweep_of_several_kinds_is_refused_before_anything_is_computed_and_only_picks_nets",
     ),

@@ -27,7 +27,7 @@ from degradation.report.analysis_figures import Drawing, entries_of_nets, entrie
 from degradation.report.figures import claim_output, existing_folder, save
 from degradation.runs.provenance import pick_device
 from degradation.runs.results import latest_sweep
-from degradation.runs.rundir import PAPER_FAMILY, RunDir, find_runs, net_kind, run_name, write_atomically
+from degradation.runs.rundir import RunDir, find_runs, kind_in, name_in, write_atomically
 
 ALL = "all"
 NETS_SOURCE = "nets at init"  # what an output folder of --nets holds (a sweep's figures folder is refused)
@@ -199,13 +199,13 @@ def over_nets(analyses: list[Analysis], options, device) -> list[Path]:
     return written
 
 
-def chosen_runs(sweep: Path, seeds: list[int] | None, nets: list[str] | None) -> list[RunDir]:
-    """The sweep's runs, only those of these seeds and nets where given."""
-    runs = []
+def chosen_runs(sweep: Path, seeds: list[int] | None, nets: list[str] | None) -> dict[RunDir, dict]:
+    """The sweep's runs with their summaries, only those of these seeds and nets where given."""
+    runs = {}
     for run in find_runs(sweep):
         summary = run.read_summary() or {}
-        if (seeds is None or summary.get("seed") in seeds) and (nets is None or name_of(summary) in nets):
-            runs.append(run)
+        if (seeds is None or summary.get("seed") in seeds) and (nets is None or name_in(summary) in nets):
+            runs[run] = summary
     if not runs:
         only = " and ".join(
             f"{what} {','.join(map(str, wanted))}" for what, wanted in (("nets", nets), ("seeds", seeds)) if wanted
@@ -214,18 +214,11 @@ def chosen_runs(sweep: Path, seeds: list[int] | None, nets: list[str] | None) ->
     return runs
 
 
-def name_of(summary: dict) -> str:
-    return run_name(
-        summary.get("family", PAPER_FAMILY), summary.get("arch"), summary.get("depth"), summary.get("variant", "")
-    )
-
-
-def one_kind_unless_apart(analyses: list[Analysis], runs: list[RunDir]) -> None:
+def one_kind_unless_apart(analyses: list[Analysis], summaries: list[dict]) -> None:
     """Refused before hours go into computing: an analysis whose figures draw one kind of net at a time, over runs
     of several kinds (the interventions study's sweep)."""
     one_kind = [analysis.name for analysis in analyses if not analysis.kinds_apart]
-    summaries = [run.read_summary() or {} for run in runs]
-    kinds = {net_kind(s.get("family", PAPER_FAMILY), s.get("variant", "")) for s in summaries}
+    kinds = {kind_in(summary) for summary in summaries}
     if one_kind and len(kinds) > 1:
         held = ", ".join(kind or "the paper's" for kind in sorted(kinds))
         raise UserError(
@@ -236,8 +229,9 @@ def one_kind_unless_apart(analyses: list[Analysis], runs: list[RunDir]) -> None:
 
 def over_sweep(analyses: list[Analysis], options, device) -> list[Path]:
     sweep = Path(options.sweep) if options.sweep else latest_sweep(options.runs)
-    runs = chosen_runs(sweep, options.seeds, options.only)
-    one_kind_unless_apart(analyses, runs)
+    summaries = chosen_runs(sweep, options.seeds, options.only)
+    one_kind_unless_apart(analyses, list(summaries.values()))
+    runs = list(summaries)
     out = Path(options.out) if options.out else Path("figures") / sweep.name
     claim_output(out, os.path.relpath(sweep.resolve(), out.resolve()))
     written = []

@@ -14,7 +14,7 @@ from matplotlib.lines import Line2D
 from degradation.errors import UserError
 from degradation.report.figures import TITLES, below_axes, color
 from degradation.runs.results import one_variant
-from degradation.runs.rundir import PAPER_FAMILY, RunDir, net_kind
+from degradation.runs.rundir import RunDir, kind_in
 
 ARCH_STYLE = {"plain": dict(linestyle="--"), "resnet": dict(linestyle="-")}
 BN_TITLES = {"train": "BN in train mode (line = one batch)", "eval": "BN in eval mode (running statistics)"}
@@ -38,7 +38,7 @@ def entries_of_runs(runs: list[RunDir], analysis: str, kinds_apart: bool = False
     for run in runs:
         summary, record = run.read_summary() or {}, run.read_analysis(analysis)
         if record is not None and summary.get("arch") in ARCH_STYLE:
-            kind = net_kind(summary.get("family", PAPER_FAMILY), summary.get("variant", ""))
+            kind = kind_in(summary)
             found.append(
                 Entry(summary["arch"], summary["depth"], summary["seed"], record, record.get("settings", {}), kind)
             )

@@ -85,6 +85,18 @@ def net_kind(family: str, variant: str = "") -> str:
     return "-".join(part for part in (family if family != PAPER_FAMILY else "", variant) if part)
 
 
+def name_in(summary: dict) -> str:
+    """The net a run's summary.json records, named as its run directory names it."""
+    return run_name(
+        summary.get("family", PAPER_FAMILY), summary.get("arch"), summary.get("depth"), summary.get("variant", "")
+    )
+
+
+def kind_in(summary: dict) -> str:
+    """The kind of net (net_kind) a run's summary.json records."""
+    return net_kind(summary.get("family", PAPER_FAMILY), summary.get("variant", ""))
+
+
 def run_subdir(family: str, arch: str, depth: int, seed: int, variant: str = "") -> str:
     """Where a run lives inside its sweep folder (Hydra's run and sweep dirs are built from this)."""
     return f"{run_name(family, arch, depth, variant)}/seed={seed}"
