@@ -1873,10 +1873,18 @@ MUTATIONS = [
     Mutation(
         "the interventions study's sweep expects the paper's grid, not its interventions (issue 38)",
         "src/degradation/runs/results.py",
-        "expected_runs",
-        'if "intervention" in grid:',
+        "base_nets",
+        'if values("intervention"):',
         "if False:",
         "tests/runs/test_results.py::test_the_interventions_study_expects_every_intervention_for_every_seed",
+    ),
+    Mutation(
+        "a model override on the interventions study's grid is not in the names of the runs it expects",
+        "src/degradation/runs/results.py",
+        "expected_runs",
+        "named = variant({**net, **chosen})",
+        'named = variant(net) if values("intervention") else variant({**net, **chosen})',
+        "tests/runs/test_results.py::test_a_model_override_on_the_interventions_grid_renames_every_net_it_expects",
     ),
     Mutation(
         "an intervention file trains another net than its name says (issue 38)",

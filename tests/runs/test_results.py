@@ -81,6 +81,20 @@ def test_a_grid_over_blocks_expects_each_variant_in_its_own_folder(tmp_path):
     assert sorted(expected_runs(sweep_dir)) == ["resnet-20-preact/seed=0", "resnet-20/seed=0"]
 
 
+def test_a_model_override_on_the_interventions_grid_renames_every_net_it_expects(tmp_path):
+    """`make sweep-interventions EXTRA="model.drop_path=0.2"` trains each net with that key on top of its own file's
+    (it names each run): the runs it expects are those, not the study's own names, and a grid over it multiplies."""
+    grid = {"intervention": "plain-56,resnet-56-preact", "seed": "0", "model.activation": "relu,crelu"}
+    multirun = {"hydra": {"sweeper": {"params": grid}, "overrides": {"task": ["model.drop_path=0.2"]}}}
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump(multirun))
+    assert sorted(expected_runs(tmp_path)) == [
+        "plain-56-droppath0.2-crelu/seed=0",
+        "plain-56-droppath0.2/seed=0",
+        "resnet-56-preact-droppath0.2-crelu/seed=0",
+        "resnet-56-preact-droppath0.2/seed=0",
+    ]
+
+
 def test_a_sweep_of_several_variants_is_refused_by_the_figures_not_averaged(tmp_path):
     """A ResNet-20 and a pre-activation ResNet-20 would otherwise be drawn as two seeds of one net."""
     sweep_dir = write_sweep(tmp_path / "mixed", archs=("resnet",), depths=(20,), seeds=(0,))
@@ -119,7 +133,7 @@ def test_the_interventions_study_expects_every_intervention_for_every_seed(tmp_p
     (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": {"params": params}, "overrides": {}}}))
     names = params["intervention"].split(",")
     assert len(names) == 12 and "plain-56-crelu" in names and "resnet-56-norm-none-fixup" in names
-    assert expected_runs(tmp_path) == [f"{name}/seed={seed}" for seed in (0, 1) for name in names]
+    assert sorted(expected_runs(tmp_path)) == sorted(f"{name}/seed={seed}" for seed in (0, 1) for name in names)
     committed = Path(__file__).resolve().parents[2] / "experiments/interventions/runs/interventions"
     assert expected_runs(committed) == expected_runs(tmp_path)  # the committed study is this sweep's grid
     held = sorted(f"{run.path.parent.name}/{run.path.name}" for run in find_runs(committed))

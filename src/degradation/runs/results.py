@@ -183,28 +183,28 @@ def expected_runs(sweep_dir: Path) -> list[str]:
             grid[key] = value
     values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
     other_keys = [key for key in grid if key.startswith("model.") and key not in ("model.depth", "model.residual")]
-    if "intervention" in grid:  # each net's keys from its file, named as its run (experiment=sweep_interventions)
-        nets = [{**model_preset("resnet"), **intervention_keys(name)} for name in values("intervention")]
-        return [
-            run_subdir(net["family"], "resnet" if net["residual"] else "plain", net["depth"], int(seed), variant(net))
-            for seed in values("seed", "0")
-            for net in nets
-        ]
     runs = []
-    for model in values("model", "resnet"):
-        preset = model_preset(model)  # conf/model/<model>.yaml: its family, depth and arch
-        residuals = [r.lower() == "true" for r in values("model.residual")] or [preset["residual"]]
-        depths = [int(d) for d in values("model.depth") if d.isdigit()] or [preset["depth"]]
+    for net in base_nets(values):
+        residuals = [r.lower() == "true" for r in values("model.residual")] or [net["residual"]]
+        depths = [int(d) for d in values("model.depth") if d.isdigit()] or [net["depth"]]
         for choice in itertools.product(*[values(key) for key in other_keys]):
             chosen = {key.removeprefix("model."): yaml.safe_load(value) for key, value in zip(other_keys, choice)}
-            named = variant({**preset, **chosen})
+            named = variant({**net, **chosen})
             runs += [
-                run_subdir(preset["family"], "resnet" if residual else "plain", depth, int(seed), named)
+                run_subdir(net["family"], "resnet" if residual else "plain", depth, int(seed), named)
                 for residual in residuals
                 for depth in depths
                 for seed in values("seed", "0")
             ]
     return runs
+
+
+def base_nets(values) -> list[dict]:
+    """The nets a sweep's grid names before its model.* overrides: conf/model presets, or the interventions
+    study's nets, each one's keys from conf/intervention/<its run name>.yaml (experiment=sweep_interventions)."""
+    if values("intervention"):
+        return [{**model_preset("resnet"), **intervention_keys(name)} for name in values("intervention")]
+    return [model_preset(model) for model in values("model", "resnet")]  # its family, depth and arch
 
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:
