@@ -1027,8 +1027,8 @@ MUTATIONS = [
     ),
     Mutation(
         "plain downsampling blocks are deleted as if they were the identity (issue 25)",
-        "src/degradation/nets/cifar.py",
-        "lesioned_post_activation",
+        "src/degradation/nets/contract.py",
+        "plain_block_deleted",
         "None if block.changes_shape else nn.Identity()",
         "nn.Identity()",
         "tests/analysis/test_lesion.py::test_plain_downsampling_blocks_cannot_be_deleted_and_are_marked",
@@ -1764,6 +1764,14 @@ MUTATIONS = [
         "shared = index == 0 and (bottleneck or stage == 0)",
         "shared = index == 0 and stage == 0",
         "tests/nets/test_contract.py::test_a_pre_activation_bottleneck_shares_its_activation_where_the_channels_grow_and_else_returns_its_input",
+    ),
+    Mutation(
+        "a plain block gets the projection shortcut of its residual twin",
+        "src/degradation/nets/parts.py",
+        "Block.shortcut_after_branch",
+        "if self.residual:",
+        "if True:",
+        "tests/nets/test_nets.py::test_parameter_counts_match_the_paper_for_both_shortcut_options[20]",
     ),
     Mutation(
         "a pre-activation bottleneck's projection shortcut gets a BN, unlike the paper's code (issue 37)",

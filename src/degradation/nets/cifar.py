@@ -15,22 +15,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from degradation.nets.contract import ShortcutOnly
+from degradation.nets.contract import ShortcutOnly, plain_block_deleted
 from degradation.nets.parts import (
     ACTIVATIONS,
     BRANCH_INITS,
     CONVS,
     NORMS,
     SHORTCUTS,
+    Block,
     BlockOptions,
     FixupScalars,
     activate,
     add_shortcut,
-    branch_gate,
     conv3x3,
     last_layer,
     norm2d,
-    shortcut_of,
 )
 from degradation.nets.preact import PreActBlock, PreActBottleneck
 
@@ -60,25 +59,20 @@ def blocks_per_stage(depth: int, block: str = "original") -> int:
     return (depth - 2) // per_stage
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(Block):
     """Two 3x3 convs, each followed by BN; the second ReLU comes after the addition: relu(x + a*F(x)).
 
     A plain block (options.residual false) is the same layers with no shortcut: relu(a*F(x)).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions):
-        super().__init__()
-        self.residual_scale, self.gate = options.residual_scale, branch_gate(options.branch_init)
-        self.activation, wide = options.activation, options.widen
+        super().__init__(in_channels, out_channels, stride, options)
+        wide = options.widen
         self.conv1 = conv3x3(wide * in_channels, out_channels, stride, options.conv)
         self.bn1 = norm2d(out_channels, options.norm)
         self.conv2 = conv3x3(wide * out_channels, out_channels, 1, options.conv)
         self.bn2 = norm2d(out_channels, options.norm)
-        self.residual = options.residual
-        self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = nn.Identity()
-        if self.residual:
-            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, options.norm)
+        self.shortcut_after_branch(options, in_channels, out_channels, stride, options.norm)
         self.fixup = FixupScalars() if options.branch_init == "fixup" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,11 +102,10 @@ class BasicBlock(nn.Module):
 
 
 def lesioned_post_activation(block: nn.Module) -> nn.Module | None:
-    """relu(shortcut(x)) for a residual block whose ReLU follows the addition; a plain block's input where the shape
-    allows (relu(x) = x after the ReLU that ends the block before); None where it does not."""
+    """relu(shortcut(x)) for a residual block whose ReLU follows the addition; a plain one: plain_block_deleted."""
     if block.residual:
         return ShortcutOnly(block.shortcut, nn.ReLU())
-    return None if block.changes_shape else nn.Identity()
+    return plain_block_deleted(block)
 
 
 class Network(nn.Module):

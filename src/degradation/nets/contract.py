@@ -44,6 +44,12 @@ def zero_branch(block: nn.Module) -> None:
             parameter.zero_()
 
 
+def plain_block_deleted(block: nn.Module) -> nn.Module | None:
+    """A plain block deleted: its input passes on where the shape allows (after the ReLU that ends the block
+    before, a post-activation block's ReLU changes nothing); None where the shape changes."""
+    return None if block.changes_shape else nn.Identity()
+
+
 class ShortcutOnly(nn.Module):
     """A residual block with its branch deleted: what comes before its split into branch and shortcut (a first
     pre-activation block's BN and ReLU), its shortcut, then what follows its addition (the ReLU of a

@@ -143,6 +143,25 @@ def shortcut_of(kind: str, in_channels: int, out_channels: int, stride: int, nor
     return projection_shortcut(in_channels, out_channels, stride, norm)
 
 
+class Block(nn.Module):
+    """What every CIFAR block keeps around its branch, for add_shortcut and the analyses: whether it adds a shortcut
+    (residual), the branch's scale a and gate, its activation and whether it changes the shape. Its own __init__
+    makes the branch's layers, then the shortcut (shortcut_after_branch): a projection's weights are drawn after
+    the branch's, so a seed gives the same weights as it always has."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions):
+        super().__init__()
+        self.residual, self.residual_scale = options.residual, options.residual_scale
+        self.gate, self.activation = branch_gate(options.branch_init), options.activation
+        self.changes_shape = stride != 1 or in_channels != out_channels
+
+    def shortcut_after_branch(self, options: BlockOptions, in_channels: int, out_channels: int, stride: int, norm: str):
+        """The identity, option A or a projection (with `norm`) for a residual block; a plain block adds none."""
+        self.shortcut = nn.Identity()
+        if self.residual:
+            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, norm)
+
+
 def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:
     """a*F(x) + shortcut(x) for a residual block, a*F(x) for its plain twin (times its gate, if it has one)."""
     if block.residual_scale != 1.0:  # skipped at 1.0: one kernel less per block, same numbers

@@ -7,42 +7,37 @@ ResNet-164 and ResNet-1001 (model.block=preact_bottleneck, depth 9n + 2), as Kai
 import torch
 from torch import nn
 
-from degradation.nets.contract import ShortcutOnly
+from degradation.nets.contract import ShortcutOnly, plain_block_deleted
 from degradation.nets.parts import (
     Activation,
+    Block,
     BlockOptions,
     activate,
     add_shortcut,
-    branch_gate,
     conv,
     conv3x3,
     norm2d,
-    shortcut_of,
 )
 
 BOTTLENECK_EXPANSION = 4  # a bottleneck's 1x1 and 3x3 convs have a quarter of its output channels
 
 
-class PreActBlock(nn.Module):
+class PreActBlock(Block):
     """BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 3x3 conv, plus the shortcut: x + a*F(x), nothing after it.
 
     `activate_both` (the first block after the stem conv): the shortcut takes the activated input too. A plain
     block is the same layers with no shortcut: a*F(x)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions, activate_both=False):
-        super().__init__()
-        self.residual_scale, self.residual, self.activate_both = options.residual_scale, options.residual, activate_both
-        self.gate, self.activation = branch_gate(options.branch_init), options.activation
+        super().__init__(in_channels, out_channels, stride, options)
+        self.activate_both = activate_both
         wide, kind = options.widen, options.conv
         self.bn1, self.conv1 = (
             norm2d(in_channels, options.norm),
             conv3x3(wide * in_channels, out_channels, stride, kind),
         )
         self.bn2, self.conv2 = norm2d(out_channels, options.norm), conv3x3(wide * out_channels, out_channels, 1, kind)
-        self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = nn.Identity()
-        if self.residual:
-            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, options.norm)
+        self.shortcut_after_branch(options, in_channels, out_channels, stride, options.norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = activate(self.bn1(x), self.activation)
@@ -60,24 +55,20 @@ class PreActBlock(nn.Module):
         return lesioned_pre_activation(self)
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(Block):
     """BN -> ReLU -> 1x1 conv -> BN -> ReLU -> 3x3 conv -> BN -> ReLU -> 1x1 conv, plus the shortcut, nothing
     after the addition; the stride is on the first 1x1 conv. Where the shape changes (each stage's first block,
     `activate_both`) the first BN and ReLU come before the split, and the shortcut is a 1x1 conv without BN
     (model.shortcut=B, the paper's) or option A's zero channels."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions, activate_both=False):
-        super().__init__()
-        self.residual_scale, self.residual, self.activate_both = options.residual_scale, options.residual, activate_both
-        self.gate, self.activation = branch_gate(options.branch_init), options.activation
+        super().__init__(in_channels, out_channels, stride, options)
+        self.activate_both = activate_both
         width, wide, kind, norm = out_channels // BOTTLENECK_EXPANSION, options.widen, options.conv, options.norm
         self.bn1, self.conv1 = norm2d(in_channels, norm), conv(wide * in_channels, width, 1, stride, kind)
         self.bn2, self.conv2 = norm2d(width, norm), conv(wide * width, width, 3, 1, kind)
         self.bn3, self.conv3 = norm2d(width, norm), conv(wide * width, out_channels, 1, 1, kind)
-        self.changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = nn.Identity()
-        if self.residual:  # no BN on the projection, as the paper's code
-            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, norm="none")
+        self.shortcut_after_branch(options, in_channels, out_channels, stride, norm="none")  # as the paper's code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = activate(self.bn1(x), self.activation)
@@ -98,8 +89,8 @@ class PreActBottleneck(nn.Module):
 
 def lesioned_pre_activation(block: nn.Module) -> nn.Module | None:
     """A residual block's shortcut, after the BN and activation it shares with its branch (`activate_both`); a
-    plain block's input where the shape allows; None where it does not."""
+    plain one: plain_block_deleted."""
     if block.residual:
         before = nn.Sequential(block.bn1, Activation(block.activation)) if block.activate_both else None
         return ShortcutOnly(block.shortcut, nn.Identity(), before)
-    return None if block.changes_shape else nn.Identity()
+    return plain_block_deleted(block)
