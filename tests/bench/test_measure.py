@@ -38,6 +38,7 @@ def bench(tmp_path, *args):
     )
 
 
+@pytest.mark.slow  # ~25 s (a compiled path among them): CI runs it after `make test` (.ci/run)
 def test_the_bench_times_every_path_and_writes_its_report(tmp_path):
     # On the CPU explicitly (where CUDA-only switches are skipped); tests/gpu/ runs the bench on CUDA.
     result = bench(

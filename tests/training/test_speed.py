@@ -78,6 +78,7 @@ def test_a_speed_switch_is_applied_and_agrees_with_the_fp32_path(
         assert losses(run) != losses(reference)  # bf16 arithmetic really ran
 
 
+@pytest.mark.slow  # ~35 s of compilation on 2 cores: CI runs it after `make test` (.ci/run)
 def test_the_fast_preset_on_a_cpu_compiles_uses_bf16_only_with_bf16_units_and_agrees_with_the_default_path(
     tmp_path, fake_cifar_root, reference
 ):
