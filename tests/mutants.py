@@ -645,6 +645,22 @@ MUTATIONS = [
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[no classes]",
     ),
     Mutation(
+        "a run made under launcher=joblib is refused when resumed under another launcher (its jobs and mps keys)",
+        "src/degradation/training/config.py",
+        None,
+        '    "jobs",  # launcher=joblib\'s parallel jobs\n',
+        "",
+        "tests/training/test_config.py::test_every_key_the_readme_lets_differ_on_resume_is_ignored[launcher=joblib jobs=4 mps=false]",
+    ),
+    Mutation(
+        "a run recorded before a key existed is refused by the same command",
+        "src/degradation/training/config.py",
+        "leaf_differences",
+        "before = value_before_added(path, old_run)",
+        "pass",
+        "tests/training/test_config.py::test_runs_recorded_before_a_key_existed_still_match_the_same_command",
+    ),
+    Mutation(
         "a run recorded with another family's keys is refused on resume",
         "src/degradation/training/config.py",
         "leaf_differences",

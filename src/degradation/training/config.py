@@ -47,11 +47,14 @@ RUNTIME_KEYS = (
     "trainer.spread_gpus",
     "trainer.record_gradients",
     "dry_run",
+    "jobs",  # launcher=joblib's parallel jobs
+    "mps",  # launcher=joblib's GPU sharing
 )
 
 
 def fixup_scalar_lr_before_the_key(old: dict) -> float:
-    """Before optim.fixup_scalar_lr, a Fixup net trained its scalars at the lr itself; on other nets it does nothing."""
+    """Before optim.fixup_scalar_lr, a Fixup net trained its scalars at the lr itself; on other nets the key does
+    nothing."""
     return 1.0 if old.get("model", {}).get("branch_init") == "fixup" else 0.1
 
 
@@ -126,7 +129,7 @@ def warmup_steps(cfg: DictConfig) -> int:
 def config_differences(old: dict, new: dict) -> list[str]:
     """'key: old -> new' for every leaf that differs, runtime keys excepted: what makes the config `new` another
     run than the one recorded with `old` (empty: the same run)."""
-    return leaf_differences(old, new, old_run=old, prefix="")
+    return leaf_differences(old, new, old, prefix="")
 
 
 def value_before_added(path: str, old_run: dict):
@@ -136,6 +139,8 @@ def value_before_added(path: str, old_run: dict):
 
 
 def leaf_differences(old: dict, new: dict, old_run: dict, prefix: str) -> list[str]:
+    """config_differences under `prefix` (old and new: the sub-trees there; old_run: the older run's whole config).
+    A key only one side has is a difference, unless it was added since (ADDED_KEYS) with the value the run has."""
     changes = []
     for key in sorted(set(old) | set(new)):
         path = f"{prefix}{key}"

@@ -100,7 +100,7 @@ def check_same_run(previous: dict, cfg: DictConfig, run_dir: RunDir) -> None:
     if changed:
         raise UserError(
             f"{run_dir.path} holds a run with a different config ({'; '.join(changed[:3])}): "
-            "pass another name=... to keep both runs"
+            "pass another name=... to keep both runs, or the run's own values to resume it"
         )
 
 

@@ -176,7 +176,7 @@ class ClassifierModule(pl.LightningModule):
     def configure_optimizers(self):
         optim = self.hparams.optim
         return self.speed.optimizer(
-            parameter_groups(self.net, optim.get("fixup_scalar_lr", 1.0)),  # older checkpoints lack the key
+            parameter_groups(self.net, optim.get("fixup_scalar_lr", 1.0)),  # as before the key (ADDED_KEYS)
             lr=self.schedule.base_lr,
             momentum=optim["momentum"],
             weight_decay=optim["weight_decay"],
