@@ -229,9 +229,9 @@ def one_kind_unless_apart(analyses: list[Analysis], summaries: list[dict]) -> No
 
 def over_sweep(analyses: list[Analysis], options, device) -> list[Path]:
     sweep = Path(options.sweep) if options.sweep else latest_sweep(options.runs)
-    summaries = chosen_runs(sweep, options.seeds, options.only)
-    one_kind_unless_apart(analyses, list(summaries.values()))
-    runs = list(summaries)
+    summary_of = chosen_runs(sweep, options.seeds, options.only)
+    one_kind_unless_apart(analyses, list(summary_of.values()))
+    runs = list(summary_of)
     out = Path(options.out) if options.out else Path("figures") / sweep.name
     claim_output(out, os.path.relpath(sweep.resolve(), out.resolve()))
     written = []

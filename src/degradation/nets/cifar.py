@@ -72,7 +72,7 @@ class BasicBlock(Block):
         self.bn1 = norm2d(out_channels, options.norm)
         self.conv2 = conv3x3(wide * out_channels, out_channels, 1, options.conv)
         self.bn2 = norm2d(out_channels, options.norm)
-        self.shortcut_after_branch(options, in_channels, out_channels, stride, options.norm)
+        self.shortcut_after_branch(in_channels, out_channels, stride, options)
         self.fixup = FixupScalars() if options.branch_init == "fixup" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

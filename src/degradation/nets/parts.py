@@ -155,11 +155,12 @@ class Block(nn.Module):
         self.gate, self.activation = branch_gate(options.branch_init), options.activation
         self.changes_shape = stride != 1 or in_channels != out_channels
 
-    def shortcut_after_branch(self, options: BlockOptions, in_channels: int, out_channels: int, stride: int, norm: str):
-        """The identity, option A or a projection (with `norm`) for a residual block; a plain block adds none."""
+    def shortcut_after_branch(self, in_channels: int, out_channels: int, stride: int, options: BlockOptions, norm=None):
+        """The identity, option A or a projection (with `norm`, else the block's) for a residual block; a plain block
+        adds none."""
         self.shortcut = nn.Identity()
         if self.residual:
-            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, norm)
+            self.shortcut = shortcut_of(options.shortcut, in_channels, out_channels, stride, norm or options.norm)
 
 
 def add_shortcut(branch: torch.Tensor, x: torch.Tensor, block: nn.Module) -> torch.Tensor:

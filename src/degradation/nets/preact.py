@@ -37,7 +37,7 @@ class PreActBlock(Block):
             conv3x3(wide * in_channels, out_channels, stride, kind),
         )
         self.bn2, self.conv2 = norm2d(out_channels, options.norm), conv3x3(wide * out_channels, out_channels, 1, kind)
-        self.shortcut_after_branch(options, in_channels, out_channels, stride, options.norm)
+        self.shortcut_after_branch(in_channels, out_channels, stride, options)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = activate(self.bn1(x), self.activation)
@@ -68,7 +68,7 @@ class PreActBottleneck(Block):
         self.bn1, self.conv1 = norm2d(in_channels, norm), conv(wide * in_channels, width, 1, stride, kind)
         self.bn2, self.conv2 = norm2d(width, norm), conv(wide * width, width, 3, 1, kind)
         self.bn3, self.conv3 = norm2d(width, norm), conv(wide * width, out_channels, 1, 1, kind)
-        self.shortcut_after_branch(options, in_channels, out_channels, stride, norm="none")  # as the paper's code
+        self.shortcut_after_branch(in_channels, out_channels, stride, options, norm="none")  # as the paper's code
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         activated = activate(self.bn1(x), self.activation)

@@ -171,7 +171,7 @@ def run_from(summary: dict, curves: dict[str, Curve], responses: list[float] | N
 
 
 def expected_runs(sweep_dir: Path) -> list[str]:
-    """The runs the sweep's grid asked for, from Hydra's multirun.yaml (empty if it is missing)."""
+    """The runs the sweep's grid asked for, from Hydra's multirun.yaml (empty if it is missing), sorted."""
     path = sweep_dir / MULTIRUN_FILE
     if not path.is_file():
         return []
@@ -184,7 +184,7 @@ def expected_runs(sweep_dir: Path) -> list[str]:
     values = lambda key, default="": [v for v in grid.get(key, default).split(",") if v]  # noqa: E731
     other_keys = [key for key in grid if key.startswith("model.") and key not in ("model.depth", "model.residual")]
     runs = []
-    for net in base_nets(values):
+    for net in base_nets(values("intervention"), values("model", "resnet")):
         residuals = [r.lower() == "true" for r in values("model.residual")] or [net["residual"]]
         depths = [int(d) for d in values("model.depth") if d.isdigit()] or [net["depth"]]
         for choice in itertools.product(*[values(key) for key in other_keys]):
@@ -196,15 +196,15 @@ def expected_runs(sweep_dir: Path) -> list[str]:
                 for depth in depths
                 for seed in values("seed", "0")
             ]
-    return runs
+    return sorted(set(runs))  # a model.* override may turn two of the study's nets into one
 
 
-def base_nets(values) -> list[dict]:
-    """The nets a sweep's grid names before its model.* overrides: conf/model presets, or the interventions
-    study's nets, each one's keys from conf/intervention/<its run name>.yaml (experiment=sweep_interventions)."""
-    if values("intervention"):
-        return [{**model_preset("resnet"), **intervention_keys(name)} for name in values("intervention")]
-    return [model_preset(model) for model in values("model", "resnet")]  # its family, depth and arch
+def base_nets(interventions: list[str], models: list[str]) -> list[dict]:
+    """The nets a sweep's grid names before its model.* overrides: the interventions study's nets, each one's keys
+    from conf/intervention/<its run name>.yaml (experiment=sweep_interventions), or else conf/model presets."""
+    if interventions:
+        return [{**model_preset("resnet"), **intervention_keys(name)} for name in interventions]
+    return [model_preset(model) for model in models]  # its family, depth and arch
 
 
 def load_sweep(sweep_dir: str | Path) -> Sweep:
