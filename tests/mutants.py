@@ -645,6 +645,14 @@ MUTATIONS = [
         "tests/reliability/test_bad_input.py::test_a_bad_config_value_ends_with_one_line_and_writes_nothing[no classes]",
     ),
     Mutation(
+        "the runs of an in-process sweep record a commit made while it trained, not the code they ran",
+        "src/degradation/runs/provenance.py",
+        None,
+        "@functools.cache\ndef git_commit()",
+        "def git_commit()",
+        "tests/runs/test_provenance.py::test_the_commit_recorded_is_the_one_the_process_started_with",
+    ),
+    Mutation(
         "a run made under launcher=joblib is refused when resumed under another launcher (its jobs and mps keys)",
         "src/degradation/training/config.py",
         None,

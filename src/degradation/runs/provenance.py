@@ -1,6 +1,7 @@
 """Where a result came from: library versions, the git commit of the harness, the device (which one a run uses,
 and its name), the SLURM job it trained in."""
 
+import functools
 import os
 import platform
 import subprocess
@@ -23,8 +24,11 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+@functools.cache
 def git_commit() -> dict[str, str | bool | None]:
-    """The harness's commit and whether its working tree had uncommitted changes."""
+    """The harness's commit and whether its working tree had uncommitted changes, read once per process: the runs
+    of an in-process sweep (Hydra's basic launcher, a joblib worker) run the code imported when it started, and a
+    commit made while they train must not be recorded as theirs."""
 
     def git(*args: str) -> str | None:
         try:
