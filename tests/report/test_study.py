@@ -2,7 +2,9 @@
 several variants side by side, each gap computed from the final errors."""
 
 import csv
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +86,14 @@ def test_a_diverged_seed_is_counted_and_left_out_of_the_means(study_sweep):
     assert (row["seeds"], row["diverged"]) == (2, 1)
     assert row["train_err"] == pytest.approx(known_error("plain", 56, 0, 4000, True)) and row["train_spread"] == 0
     assert "| plain-56-dirac | 2 (1 diverged) |" in study.markdown(list(table.values()), "interventions")
+
+
+def test_the_committed_study_is_what_its_committed_runs_give_and_the_readme_quotes_it():
+    """Every number of experiments/interventions/README.md's table traces to a committed file: figures/study.md is
+    what the committed runs give now, and each 'mean ± spread' the README quotes is one of its cells."""
+    committed = Path(__file__).resolve().parents[2] / "experiments/interventions"
+    nets = study.nets_of(committed / "runs/interventions")
+    table = study.markdown(study.rows(nets), "interventions", study.test_subset(nets))
+    assert (committed / "figures/study.md").read_text() == table
+    quoted = re.findall(r"\d+\.\d\d ± \d+\.\d\d", (committed / "README.md").read_text())
+    assert len(quoted) == 24 and all(f" {cell} |" in table for cell in quoted)
